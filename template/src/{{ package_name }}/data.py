@@ -1,0 +1,52 @@
+"""Raw data, loading with validation, and the train/test split."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .schema import FEATURES, TARGET, validate
+
+
+def make_sample(out: Path, n_rows: int | None = None, seed: int = 42) -> pd.DataFrame:
+    """Write the bundled sample data set (scikit-learn's wine data, shipped inside the package).
+
+    Deterministic and offline, so any machine, CI runners included, rebuilds the same bytes.
+    """
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine(as_frame=True)
+    df = bunch.data.rename(columns=lambda c: re.sub(r"[^a-z0-9]+", "_", c.lower()).strip("_"))
+    df[TARGET] = bunch.target.astype("int64")
+    df = df[[*FEATURES, TARGET]]
+    if n_rows is not None:
+        df = df.sample(n=n_rows, random_state=seed).sort_index().reset_index(drop=True)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    return df
+
+
+def load_dataset(path: Path, require_target: bool = True) -> pd.DataFrame:
+    """Read a CSV file and validate it; raises DataValidationError naming columns and rows."""
+    return validate(pd.read_csv(path), source=str(path), require_target=require_target)
+
+
+def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from sklearn.model_selection import train_test_split
+
+    train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[TARGET])
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def prepare(raw: Path, out_dir: Path, reference: Path, test_size: float, seed: int) -> None:
+    """Validate the raw data first, then write the split and the monitoring reference."""
+    from .monitor import write_reference
+
+    df = load_dataset(raw)
+    train, test = split(df, test_size, seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train.to_csv(out_dir / "train.csv", index=False)
+    test.to_csv(out_dir / "test.csv", index=False)
+    write_reference(train, reference)

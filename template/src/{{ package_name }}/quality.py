@@ -1,0 +1,118 @@
+"""The model quality gate CI runs after the pipeline.
+
+It fails when a metric is below its threshold in params.yaml, or when it regresses against the
+base branch by more than the tolerance (`dvc metrics diff`), and writes a Markdown report of the
+metrics and params differences for the job summary or the pull request.
+"""
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def _dvc_json(*args: str) -> dict[str, Any]:
+    result = subprocess.run(["dvc", *args, "--json"], capture_output=True, text=True)
+    if result.returncode != 0 or not result.stdout.strip():
+        return {}
+    return json.loads(result.stdout)
+
+
+def base_exists(base: str) -> bool:
+    check = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], capture_output=True
+    )
+    return check.returncode == 0
+
+
+def base_metrics(base: str, metrics_file: str) -> dict[str, float]:
+    """The metrics recorded in metrics_file on the base revision, via `dvc metrics diff`."""
+    diff = _dvc_json("metrics", "diff", base, "--targets", metrics_file)
+    return {name: entry.get("old") for name, entry in diff.get(metrics_file, {}).items()}
+
+
+def check(
+    metrics: dict[str, float],
+    thresholds: dict[str, float],
+    base: dict[str, float] | None,
+    max_regression: float,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Return one row per metric and the list of failures (empty when the gate passes)."""
+    rows, failures = [], []
+    for name, value in metrics.items():
+        threshold = thresholds.get(name)
+        old = (base or {}).get(name)
+        change = None if old is None else round(value - old, 6)
+        problems = []
+        if threshold is not None and value < threshold:
+            problems.append(f"{name} = {value:.4f} is below its threshold {threshold}")
+        if change is not None and change < -max_regression:
+            problems.append(
+                f"{name} = {value:.4f} regressed by {-change:.4f} against the base "
+                f"({old:.4f}), more than the tolerance {max_regression}"
+            )
+        failures += problems
+        rows.append(
+            {
+                "metric": name,
+                "value": value,
+                "threshold": threshold,
+                "base": old,
+                "change": change,
+                "ok": not problems,
+            }
+        )
+    missing = [name for name in thresholds if name not in metrics]
+    failures += [f"{name} has a threshold but the pipeline did not report it" for name in missing]
+    return rows, failures
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.4f}" if isinstance(value, float) and value < 0 else str(value)
+
+
+def render_report(
+    rows: list[dict[str, Any]], failures: list[str], base: str | None, params_diff: dict[str, Any]
+) -> str:
+    compared = f" (compared with `{base}`)" if base else " (no base revision to compare with)"
+    lines = [
+        "## Model quality gate",
+        "",
+        f"**Result: {'FAILED' if failures else 'passed'}**{compared}",
+    ]
+    lines += ["", "| metric | value | threshold | base | change | |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        cells = [row["metric"], row["value"], row["threshold"], row["base"], row["change"]]
+        status = "✅" if row["ok"] else "❌"
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + f" | {status} |")
+    if failures:
+        lines += ["", *[f"- {failure}" for failure in failures]]
+    changed = {name: entry for file in params_diff.values() for name, entry in file.items()}
+    lines += ["", "### Params changed against the base", ""]
+    if changed:
+        lines += ["| param | base | now |", "|---|---|---|"]
+        lines += [
+            f"| {k} | {_cell(v.get('old'))} | {_cell(v.get('new'))} |" for k, v in changed.items()
+        ]
+    else:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
+
+
+def gate(
+    params: dict[str, Any], metrics_file: Path, base: str | None, report: Path | None
+) -> list[str]:
+    metrics = json.loads(Path(metrics_file).read_text())
+    settings = params["evaluate"]
+    usable_base = base if base and base_exists(base) else None
+    old = base_metrics(usable_base, str(metrics_file)) if usable_base else None
+    rows, failures = check(metrics, settings["thresholds"], old, settings["max_regression"])
+    if report is not None:
+        params_diff = _dvc_json("params", "diff", usable_base) if usable_base else {}
+        Path(report).parent.mkdir(parents=True, exist_ok=True)
+        Path(report).write_text(render_report(rows, failures, usable_base, params_diff))
+    if base and not usable_base:
+        print(f"quality gate: base revision '{base}' not found; checking thresholds only")
+    return failures

@@ -1,0 +1,85 @@
+"""The data contract: which columns, types and labels the pipeline accepts.
+
+Replace FEATURES, TARGET and LABELS when you bring your own data; everything else (validation,
+the API's request schema, drift monitoring) follows from them.
+"""
+
+from collections.abc import Iterable
+
+import pandas as pd
+import pandera.pandas as pa
+
+FEATURES = [
+    "alcohol",
+    "malic_acid",
+    "ash",
+    "alcalinity_of_ash",
+    "magnesium",
+    "total_phenols",
+    "flavanoids",
+    "nonflavanoid_phenols",
+    "proanthocyanins",
+    "color_intensity",
+    "hue",
+    "od280_od315_of_diluted_wines",
+    "proline",
+]
+TARGET = "label"
+LABELS = [0, 1, 2]
+
+_MAX_ROWS_SHOWN = 10
+
+
+class DataValidationError(ValueError):
+    """Raised when data breaks the contract; the message names every column and row at fault."""
+
+
+def build_schema(require_target: bool = True) -> pa.DataFrameSchema:
+    columns = {name: pa.Column(float, nullable=False) for name in FEATURES}
+    if require_target:
+        columns[TARGET] = pa.Column(int, pa.Check.isin(LABELS), nullable=False)
+    return pa.DataFrameSchema(columns, strict=False, coerce=False)
+
+
+def validate(df: pd.DataFrame, source: str = "data", require_target: bool = True) -> pd.DataFrame:
+    """Return df unchanged when it meets the contract, else raise DataValidationError."""
+    if df.empty:
+        raise DataValidationError(f"{source} failed validation:\n  - the data has no rows")
+    try:
+        return build_schema(require_target).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        raise DataValidationError(_describe(exc.failure_cases, source)) from None
+
+
+def _rows(index: Iterable) -> str:
+    rows = sorted({int(i) for i in index if pd.notna(i)})
+    shown = ", ".join(str(r) for r in rows[:_MAX_ROWS_SHOWN])
+    more = f" and {len(rows) - _MAX_ROWS_SHOWN} more" if len(rows) > _MAX_ROWS_SHOWN else ""
+    return f"{shown}{more}" if rows else ""
+
+
+def _describe(failures: pd.DataFrame, source: str) -> str:
+    problems = []
+    for (column, check), group in failures.groupby(["column", "check"], dropna=False, sort=False):
+        check = str(check)
+        if check == "column_in_dataframe":
+            for missing in group["failure_case"]:
+                problems.append(f"column '{missing}': missing")
+            continue
+        rows = _rows(group["index"])
+        where = f" in rows {rows}" if rows else ""
+        if check == "not_nullable":
+            problems.append(f"column '{column}': missing values (NaN){where}")
+        elif check.startswith("isin"):
+            values = sorted({str(v) for v in group["failure_case"]})
+            problems.append(
+                f"column '{column}': unknown labels {', '.join(values)}{where}; "
+                f"expected one of {LABELS}"
+            )
+        elif check.startswith("dtype"):
+            found = ", ".join(sorted({str(v) for v in group["failure_case"]})[:3])
+            problems.append(f"column '{column}': expected {check}, found {found}{where}")
+        else:
+            problems.append(f"column '{column}': failed {check}{where}")
+    listing = "\n".join(f"  - {p}" for p in problems)
+    return f"{source} failed validation (rows are 0-based data rows):\n{listing}"
