@@ -1,6 +1,6 @@
 """Drift monitoring: compare a new batch of data with the training reference.
 
-Each feature's drift is its population stability index (PSI) over the reference's decile
+Each feature's drift is its population stability index (PSI) over the reference's quintile
 bins; the batch drifts when the share of drifting features passes params.yaml's limit.
 """
 
@@ -13,7 +13,7 @@ import pandas as pd
 
 from .schema import FEATURES
 
-_N_BINS = 10
+_N_BINS = 5
 _EPSILON = 1e-4  # keeps empty bins from dividing by zero
 
 

@@ -20,14 +20,14 @@ def _dvc_json(*args: str) -> dict[str, Any]:
 
 def base_exists(base: str) -> bool:
     check = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], capture_output=True
+        ["git", "rev-parse", "--verify", "--quiet", base + "^{commit}"], capture_output=True
     )
     return check.returncode == 0
 
 
 def base_metrics(base: str, metrics_file: str) -> dict[str, float]:
     """The metrics recorded in metrics_file on the base revision, via `dvc metrics diff`."""
-    diff = _dvc_json("metrics", "diff", base, "--targets", metrics_file)
+    diff = _dvc_json("metrics", "diff", base, "--all", "--targets", metrics_file)
     return {name: entry.get("old") for name, entry in diff.get(metrics_file, {}).items()}
 
 

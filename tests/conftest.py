@@ -1,0 +1,120 @@
+"""Shared fixtures and options of the template's test suite.
+
+- `template_src`: a plain (non-git) copy of the template, so renders read the working tree
+  directly instead of Copier cloning the repository for each of hundreds of renders.
+- `render()`: render one variant in-process with Copier's API.
+- `--exhaustive` renders the full product of every question; `--shard i/n` runs one slice of
+  the suite, so CI can spread the variant matrix over a runner matrix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _prepare_environment() -> None:
+    """Let uv find every interpreter pyenv installed (python_version 3.10 to 3.13), the current
+    one first, and never download one: these machines reach only the package registries.
+
+    Runs at import, before Copier: Copier gives its tasks plumbum's copy of the environment,
+    which plumbum takes when it is first imported.
+    """
+    if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
+        current = subprocess.run(["pyenv", "version-name"], capture_output=True,
+                                 text=True).stdout.strip()
+        versions = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True,
+                                  text=True).stdout.split()
+        others = [v for v in versions if v.startswith("3.") and v != current]
+        os.environ["PYENV_VERSION"] = ":".join([current, *others])
+    os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+
+
+_prepare_environment()
+
+import copier  # noqa: E402
+from plumbum import local  # noqa: E402
+
+from tests.variants import QUESTIONS, Variant, variants  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("template")
+    group.addoption("--exhaustive", action="store_true",
+                    help="render every combination of every question, value-only ones included")
+    group.addoption("--shard", default=None, metavar="I/N",
+                    help="run only the I-th of N slices of the collected tests (1-based)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "variant" in metafunc.fixturenames:
+        chosen = variants(exhaustive=metafunc.config.getoption("exhaustive"))
+        metafunc.parametrize("variant", chosen, ids=[v.id for v in chosen])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("shard")
+    if not shard:
+        return
+    try:
+        index, total = (int(part) for part in shard.split("/"))
+        assert 1 <= index <= total
+    except (ValueError, AssertionError):
+        raise pytest.UsageError(f"--shard expects I/N with 1 <= I <= N, got {shard!r}") from None
+    kept = [item for position, item in enumerate(items) if position % total == index - 1]
+    config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+    items[:] = kept
+
+
+# Render counts and times, gathered on the controller from every xdist worker's reports.
+_RENDER_STATS = {"count": 0, "seconds": 0.0, "started": time.monotonic()}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and "test_render_matrix.py" in report.nodeid:
+        _RENDER_STATS["count"] += 1
+        _RENDER_STATS["seconds"] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _RENDER_STATS["count"]:
+        terminalreporter.write_line(
+            f"variant matrix: {_RENDER_STATS['count']} variants rendered and checked in "
+            f"{_RENDER_STATS['seconds']:.0f} s of test time "
+            f"({time.monotonic() - _RENDER_STATS['started']:.0f} s since the session started)"
+        )
+
+
+@pytest.fixture(scope="session")
+def template_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = tmp_path_factory.mktemp("template-src")
+    for part in TEMPLATE_PARTS:
+        source = REPO_ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, src / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, src / part)
+    return src
+
+
+def render(template: Path, dst: Path, data: dict[str, Any], skip_tasks: bool = True,
+           env: dict[str, str] | None = None) -> Path:
+    """Render in-process; env reaches the copy-time tasks (Copier runs them with plumbum's env)."""
+    with local.env(**(env or {})):
+        copier.run_copy(str(template), str(dst), data=data, defaults=True, unsafe=True,
+                        skip_tasks=skip_tasks, quiet=True)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def questions() -> dict[str, dict[str, Any]]:
+    return QUESTIONS

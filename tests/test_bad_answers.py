@@ -1,0 +1,83 @@
+"""Bad answers: every validator rejects bad input with a message that says what is wrong and
+what is expected, and a rejected answer writes nothing to the destination."""
+
+from __future__ import annotations
+
+import copier
+import pytest
+
+from tests.conftest import render
+from tests.variants import QUESTIONS
+
+# question -> (bad answers, extra answers the case needs, fragment the message must contain)
+BAD_ANSWERS: dict[str, list[tuple[object, dict, str]]] = {
+    "project_name": [("   ", {}, "must not be empty")],
+    "project_slug": [
+        ("My Model", {}, "lowercase letters, digits and single hyphens"),
+        ("model-", {}, "not ending with a hyphen"),
+        ("1model", {}, "starting with a letter"),
+        ("my--model", {}, "single hyphens"),
+    ],
+    "package_name": [
+        ("my-model", {}, "is not a valid Python identifier"),
+        ("2fast", {}, "not starting with a digit"),
+        ("class", {}, "is a Python keyword"),
+        ("pandas", {}, "would shadow a module"),
+    ],
+    "description": [("", {}, "must not be empty")],
+    "author_name": [("", {}, "must not be empty")],
+    "author_email": [
+        ("not-an-email", {}, "is not a valid email address"),
+        ("a@b", {}, "expected something like name@example.com"),
+    ],
+    "ci_providers": [([], {}, "choose at least one of github, gitlab, jenkins")],
+    "dvc_remote_url": [
+        ("gs://bucket/path", {"dvc_remote": "s3"}, "does not match dvc_remote 's3'"),
+        ("s3://", {"dvc_remote": "s3"}, "expected a URL like s3://bucket-or-host/path"),
+        ("https://example.com/x", {"dvc_remote": "ssh"}, "expected a URL like ssh://"),
+        ("azure://my container", {"dvc_remote": "azure"}, "must not contain spaces"),
+    ],
+}
+
+CASES = [
+    pytest.param(name, value, extra, fragment, id=f"{name}={value!r}")
+    for name, cases in BAD_ANSWERS.items()
+    for value, extra, fragment in cases
+]
+
+
+def test_every_validator_is_exercised():
+    validated = {name for name, spec in QUESTIONS.items() if spec.get("validator")}
+    assert validated == set(BAD_ANSWERS), "each validated question needs bad-input cases here"
+
+
+@pytest.mark.parametrize(("name", "value", "extra", "fragment"), CASES)
+def test_bad_answer_is_rejected_with_a_clear_message(
+    name, value, extra, fragment, template_src, tmp_path
+):
+    dst = tmp_path / "project"
+    with pytest.raises(ValueError, match=f"Validation error for question '{name}'") as error:
+        render(template_src, dst, {**extra, name: value})
+    assert fragment in str(error.value)
+    assert not dst.exists() or not any(dst.iterdir()), "a rejected answer must write nothing"
+
+
+@pytest.mark.parametrize("name", ["ml_framework", "dvc_remote", "serving", "license"])
+def test_answer_outside_the_choices_is_rejected(name, template_src, tmp_path):
+    dst = tmp_path / "project"
+    with pytest.raises(ValueError, match="Invalid choice|Validation error"):
+        render(template_src, dst, {name: "not-a-choice"})
+    assert not dst.exists() or not any(dst.iterdir())
+
+
+def test_good_non_default_answers_render(template_src, tmp_path):
+    dst = render(template_src, tmp_path / "project", {
+        "project_name": "Churn Model", "dvc_remote": "s3",
+        "dvc_remote_url": "s3://models/churn", "author_email": "team@corp.example",
+    })
+    assert (dst / "src" / "churn_model" / "cli.py").is_file()
+
+
+def test_copier_api_is_the_one_tests_use():
+    # The suite renders in-process; make sure the Copier it imports is the pinned major.
+    assert copier.__version__.startswith("9.")

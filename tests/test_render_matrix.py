@@ -1,0 +1,89 @@
+"""Every variant of the matrix renders, and what it renders is well-formed.
+
+For each variant: no unrendered Jinja is left, every YAML/TOML/JSON file parses, ruff passes on
+the generated Python (lint and format, with the project's own configuration), the answers file
+round-trips, and exactly the files the answers call for are present.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import render
+
+UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+
+
+class _AnyTagLoader(yaml.SafeLoader):
+    """YAML loader that accepts custom tags such as GitLab's !reference."""
+
+
+_AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def expected_files(answers: dict) -> dict[str, bool]:
+    """Files whose presence depends on the answers: path -> whether it must exist."""
+    pkg = answers.get("package_name", "my_model")
+    providers = answers["ci_providers"]
+    return {
+        "Dockerfile": answers["use_docker"],
+        ".dockerignore": answers["use_docker"],
+        f"src/{pkg}/serve.py": answers["serving"] == "fastapi",
+        "tests/test_api.py": answers["serving"] == "fastapi",
+        f"src/{pkg}/tracking.py": answers["experiment_tracking"] != "none",
+        "LICENSE": answers["license"] != "Proprietary",
+        ".github/workflows/ci.yml": "github" in providers,
+        ".gitlab-ci.yml": "gitlab" in providers,
+        "Jenkinsfile": "jenkins" in providers,
+    }
+
+
+def text_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts]
+
+
+def test_variant_renders_cleanly(variant, template_src, tmp_path):
+    answers = variant.data
+    dst = render(template_src, tmp_path / "project", answers)
+    files = text_files(dst)
+
+    leftovers = [f"{p.relative_to(dst)}: {m.group()}" for p in files
+                 for m in [UNRENDERED.search(p.read_text())] if m]
+    assert not leftovers, f"unrendered Jinja: {leftovers}"
+    assert not [p for p in files if p.suffix == ".jinja"], "template suffix left in a file name"
+
+    for path in files:
+        text = path.read_text()
+        if path.suffix in (".yml", ".yaml") or path.name == "dvc.lock":
+            list(yaml.load_all(text, Loader=_AnyTagLoader))
+        elif path.suffix == ".toml":
+            tomllib.loads(text)
+        elif path.suffix == ".json":
+            json.loads(text)
+
+    for relative, wanted in expected_files(answers).items():
+        assert (dst / relative).is_file() == wanted, f"{relative} present={not wanted}"
+    if answers["experiment_tracking"] == "none":
+        code = "\n".join(p.read_text() for p in (dst / "src").rglob("*.py"))
+        assert "dvclive" not in code and "mlflow" not in code
+    if answers["serving"] == "none":
+        assert "fastapi" not in (dst / "pyproject.toml").read_text()
+
+    recorded = yaml.safe_load((dst / ".copier-answers.yml").read_text())
+    for name, value in answers.items():
+        assert recorded[name] == value, f"answers file: {name}={recorded[name]!r}, not {value!r}"
+
+    ruff = [sys.executable, "-m", "ruff"]
+    lint = subprocess.run([*ruff, "check", "--no-cache", "."], cwd=dst, capture_output=True,
+                          text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run([*ruff, "format", "--check", "--no-cache", "."], cwd=dst,
+                         capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

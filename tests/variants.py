@@ -1,0 +1,85 @@
+"""The variant matrix, derived from copier.yml so it cannot drift from the questions.
+
+Structural questions (those with choices, or booleans, that change which files are generated)
+are combined in full; a multiselect contributes every non-empty subset of its choices.
+Value-only questions only substitute text, so their values are cycled across the renders to
+make every value appear without multiplying the matrix; `--exhaustive` combines them too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+COPIER_YML = Path(__file__).resolve().parents[1] / "copier.yml"
+QUESTIONS: dict[str, dict[str, Any]] = {
+    name: spec
+    for name, spec in yaml.safe_load(COPIER_YML.read_text()).items()
+    if not name.startswith("_")
+}
+# Questions whose values only substitute into text (a version string, a licence text).
+VALUE_ONLY = ("python_version", "license")
+
+
+def choice_values(spec: dict[str, Any]) -> list[Any]:
+    if spec.get("type") == "bool":
+        return [True, False]
+    choices = spec.get("choices") or []
+    return list(choices.values()) if isinstance(choices, dict) else list(choices)
+
+
+def answer_space(name: str) -> list[Any]:
+    spec = QUESTIONS[name]
+    values = choice_values(spec)
+    if spec.get("multiselect"):
+        return [list(combo) for size in range(1, len(values) + 1)
+                for combo in itertools.combinations(values, size)]
+    return values
+
+
+STRUCTURAL = tuple(name for name, spec in QUESTIONS.items()
+                   if choice_values(spec) and name not in VALUE_ONLY)
+
+
+@dataclass(frozen=True)
+class Variant:
+    answers: tuple[tuple[str, Any], ...]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in self.answers}
+
+    @property
+    def id(self) -> str:
+        parts = []
+        for name, value in self.answers:
+            if isinstance(value, tuple):
+                value = "+".join(value)
+            parts.append(value if not isinstance(value, bool) else name if value else f"no_{name}")
+        return "-".join(str(p) for p in parts)
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def variants(exhaustive: bool = False) -> list[Variant]:
+    names = list(STRUCTURAL) + (list(VALUE_ONLY) if exhaustive else [])
+    combos = itertools.product(*(answer_space(name) for name in names))
+    result = []
+    for index, combo in enumerate(combos):
+        answers = dict(zip(names, combo, strict=True))
+        if not exhaustive:
+            # Cycle each value-only question at its own pace, so their values also pair up.
+            stride = 1
+            for name in VALUE_ONLY:
+                space = answer_space(name)
+                answers[name] = space[(index // stride) % len(space)]
+                stride *= len(space)
+        result.append(Variant(tuple((k, _freeze(v)) for k, v in answers.items())))
+    return result
