@@ -53,9 +53,12 @@ def run(step: str, command: list[str], cwd: Path, env: dict[str, str]) -> tuple[
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        fail(step, f"command: {' '.join(command)} (exit {result.returncode}, cwd {cwd})\n"
-                   f"--- stdout (tail) ---\n{tail(result.stdout)}\n"
-                   f"--- stderr (tail) ---\n{tail(result.stderr)}")
+        fail(
+            step,
+            f"command: {' '.join(command)} (exit {result.returncode}, cwd {cwd})\n"
+            f"--- stdout (tail) ---\n{tail(result.stdout)}\n"
+            f"--- stderr (tail) ---\n{tail(result.stderr)}",
+        )
     return seconds, result.stdout + result.stderr
 
 
@@ -80,18 +83,19 @@ def one_run(src: Path, work: Path) -> dict[str, float]:
     times: dict[str, float] = {}
     start = time.perf_counter()
     try:
-        copier.run_copy(str(src), str(dst), defaults=True, unsafe=True, skip_tasks=True,
-                        quiet=True)
+        copier.run_copy(str(src), str(dst), defaults=True, unsafe=True, skip_tasks=True, quiet=True)
     except Exception:
         fail("copier render", tail(traceback.format_exc()))
     times["render"] = time.perf_counter() - start
-    times["post_copy"], _ = run("post_copy", [sys.executable, str(src / "hooks" / "post_copy.py")],
-                                dst, env)
+    times["post_copy"], _ = run(
+        "post_copy", [sys.executable, str(src / "hooks" / "post_copy.py")], dst, env
+    )
     times["ci"], _ = run("uv run poe ci", ["uv", "run", "poe", "ci"], dst, env)
     times["green"] = time.perf_counter() - start
     times["repro"], out = run("no-op dvc repro", ["uv", "run", "dvc", "repro"], dst, env)
-    times["repro_frozen"], out2 = run("no-op dvc repro (frozen)",
-                                      ["uv", "run", "--frozen", "dvc", "repro"], dst, env)
+    times["repro_frozen"], out2 = run(
+        "no-op dvc repro (frozen)", ["uv", "run", "--frozen", "dvc", "repro"], dst, env
+    )
     for output in (out, out2):
         if "up to date" not in output:
             print(f"bench: warning: dvc repro was not a no-op:\n{tail(output, 10)}")
@@ -105,6 +109,7 @@ def main() -> int:
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="template-bench-") as tmp:
         tmp_path = Path(tmp)
         src = template_copy(tmp_path / "src")
@@ -114,22 +119,34 @@ def main() -> int:
         for index in range(args.runs):
             print(f"bench: timed run {index + 1}/{args.runs}...", flush=True)
             runs.append(one_run(src, tmp_path / f"run{index + 1}"))
+    load_after = os.getloadavg()[0]
     uv_version = subprocess.run(["uv", "--version"], capture_output=True, text=True).stdout.strip()
-    print(f"\nDefault variant, {args.runs} timed run(s) after 1 untimed warm-up run "
-          f"(warm uv cache)")
-    print(f"machine: nproc {os.cpu_count()}, python {platform.python_version()} "
-          f"({platform.system()} {platform.machine()}), {uv_version}, "
-          f"copier {copier.__version__}")
+    print(
+        f"\nDefault variant, {args.runs} timed run(s) after 1 untimed warm-up run (warm uv cache)"
+    )
+    print(
+        f"machine: nproc {os.cpu_count()}, python {platform.python_version()} "
+        f"({platform.system()} {platform.machine()}), {uv_version}, "
+        f"copier {copier.__version__}"
+    )
+    print(
+        f"1-min load average: {load_before:.2f} before, {load_after:.2f} after "
+        "(other work on the machine inflates every figure)"
+    )
     width = max(len(label) for _, label in ROWS)
     print(f"{'step':<{width}}  {'median':>8}  {'min':>8}  {'max':>8}")
     for key, label in ROWS:
         values = [r[key] for r in runs]
-        print(f"{label:<{width}}  {statistics.median(values):>7.2f}s  {min(values):>7.2f}s  "
-              f"{max(values):>7.2f}s")
+        print(
+            f"{label:<{width}}  {statistics.median(values):>7.2f}s  {min(values):>7.2f}s  "
+            f"{max(values):>7.2f}s"
+        )
     green = statistics.median(r["green"] for r in runs)
     verdict = "met" if green < TARGET_COPY_TO_GREEN else "not met"
-    print(f"target: copy to green < {TARGET_COPY_TO_GREEN:.0f} s warm "
-          f"(median {green:.1f} s: {verdict} on this machine)")
+    print(
+        f"target: copy to green < {TARGET_COPY_TO_GREEN:.0f} s warm "
+        f"(median {green:.1f} s: {verdict} on this machine)"
+    )
     return 0
 
 

@@ -27,10 +27,12 @@ def _prepare_environment() -> None:
     which plumbum takes when it is first imported.
     """
     if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
-        current = subprocess.run(["pyenv", "version-name"], capture_output=True,
-                                 text=True).stdout.strip()
-        versions = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True,
-                                  text=True).stdout.split()
+        current = subprocess.run(
+            ["pyenv", "version-name"], capture_output=True, text=True
+        ).stdout.strip()
+        versions = subprocess.run(
+            ["pyenv", "versions", "--bare"], capture_output=True, text=True
+        ).stdout.split()
         others = [v for v in versions if v.startswith("3.") and v != current]
         os.environ["PYENV_VERSION"] = ":".join([current, *others])
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
@@ -41,7 +43,7 @@ _prepare_environment()
 import copier  # noqa: E402
 from plumbum import local  # noqa: E402
 
-from tests.variants import QUESTIONS, Variant, variants  # noqa: E402
+from tests.variants import QUESTIONS, variants  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
@@ -49,10 +51,17 @@ TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("template")
-    group.addoption("--exhaustive", action="store_true",
-                    help="render every combination of every question, value-only ones included")
-    group.addoption("--shard", default=None, metavar="I/N",
-                    help="run only the I-th of N slices of the collected tests (1-based)")
+    group.addoption(
+        "--exhaustive",
+        action="store_true",
+        help="render every combination of every question, value-only ones included",
+    )
+    group.addoption(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only the I-th of N slices of the collected tests (1-based)",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -106,15 +115,64 @@ def template_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return src
 
 
-def render(template: Path, dst: Path, data: dict[str, Any], skip_tasks: bool = True,
-           env: dict[str, str] | None = None) -> Path:
+def render(
+    template: Path,
+    dst: Path,
+    data: dict[str, Any],
+    skip_tasks: bool = True,
+    env: dict[str, str] | None = None,
+) -> Path:
     """Render in-process; env reaches the copy-time tasks (Copier runs them with plumbum's env)."""
     with local.env(**(env or {})):
-        copier.run_copy(str(template), str(dst), data=data, defaults=True, unsafe=True,
-                        skip_tasks=skip_tasks, quiet=True)
+        copier.run_copy(
+            str(template),
+            str(dst),
+            data=data,
+            defaults=True,
+            unsafe=True,
+            skip_tasks=skip_tasks,
+            quiet=True,
+        )
     return dst
 
 
 @pytest.fixture(scope="session")
 def questions() -> dict[str, dict[str, Any]]:
     return QUESTIONS
+
+
+# The one PyTorch build this machine can install offline: a CPU wheel that the machine image
+# ships for CPython 3.11. Generated PyTorch projects take torch from the "pytorch-cpu" index
+# (download.pytorch.org, unreachable here); tests point that index at a local copy instead.
+LOCAL_WHEELS = Path("/opt/wheels")
+
+
+@pytest.fixture(scope="session")
+def offline_uv_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment that lets generated projects resolve every dependency offline."""
+    env = {"UV_PYTHON_DOWNLOADS": "never"}
+    wheels = sorted(LOCAL_WHEELS.glob("torch-*+cpu-*.whl"))
+    if wheels:
+        index = tmp_path_factory.mktemp("pytorch-cpu-index")
+        (index / "torch").mkdir()
+        links = []
+        for wheel in wheels:
+            (index / "torch" / wheel.name).symlink_to(wheel)
+            links.append(f'<a href="{wheel.name}">{wheel.name}</a>')
+        (index / "torch" / "index.html").write_text(
+            "<html><body>" + "".join(links) + "</body></html>"
+        )
+        env["UV_INDEX"] = f"pytorch-cpu={index.as_uri()}"
+    return env
+
+
+def generate_project(template: Path, dst: Path, data: dict[str, Any], env: dict[str, str]) -> Path:
+    """A generated repository as a user gets it: rendered, then set up by the copy-time tasks
+    (git, uv lock, DVC with its local remote under dst's parent, first pipeline run, commits)."""
+    return render(
+        template,
+        dst,
+        data,
+        skip_tasks=False,
+        env={**env, "DVC_LOCAL_REMOTE_ROOT": str(dst.parent / "dvc-remotes")},
+    )

@@ -71,10 +71,16 @@ def test_answer_outside_the_choices_is_rejected(name, template_src, tmp_path):
 
 
 def test_good_non_default_answers_render(template_src, tmp_path):
-    dst = render(template_src, tmp_path / "project", {
-        "project_name": "Churn Model", "dvc_remote": "s3",
-        "dvc_remote_url": "s3://models/churn", "author_email": "team@corp.example",
-    })
+    dst = render(
+        template_src,
+        tmp_path / "project",
+        {
+            "project_name": "Churn Model",
+            "dvc_remote": "s3",
+            "dvc_remote_url": "s3://models/churn",
+            "author_email": "team@corp.example",
+        },
+    )
     assert (dst / "src" / "churn_model" / "cli.py").is_file()
 
 

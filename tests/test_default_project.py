@@ -9,36 +9,41 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import render
+from tests.conftest import generate_project
 
 pytestmark = pytest.mark.slow
 
 
 def sh(*command: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}
+    )
     if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(command)} failed ({result.returncode}) in {cwd}:\n"
-                    f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(command)} failed ({result.returncode}) in {cwd}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
 @pytest.fixture(scope="module")
-def project(template_src, tmp_path_factory) -> Path:
+def project(template_src, tmp_path_factory, offline_uv_env) -> Path:
     root = tmp_path_factory.mktemp("default")
-    return render(template_src, root / "my-model", {}, skip_tasks=False,
-                  env={"DVC_LOCAL_REMOTE_ROOT": str(root / "dvc-remotes")})
+    return generate_project(template_src, root / "my-model", {}, offline_uv_env)
 
 
 def test_copy_tasks_leave_a_committed_repository(project):
     log = sh("git", "log", "--format=%s", cwd=project).stdout.splitlines()
-    assert log == ["Baseline pipeline run: dvc.lock and metrics",
-                   "Initial commit from the ML CI/CD template"]
+    assert log == [
+        "Baseline pipeline run: dvc.lock and metrics",
+        "Initial commit from the ML CI/CD template",
+    ]
     assert sh("git", "status", "--porcelain", cwd=project).stdout == ""
     tracked = sh("git", "ls-files", cwd=project).stdout.splitlines()
     assert {"dvc.lock", "reports/metrics.json", "uv.lock", ".dvc/config"} <= set(tracked)
-    assert not [f for f in tracked if f.startswith(("data/", "models/")) and
-                not f.endswith(".gitignore")], "data and models are DVC's, not git's"
+    assert not [
+        f for f in tracked if f.startswith(("data/", "models/")) and not f.endswith(".gitignore")
+    ], "data and models are DVC's, not git's"
     assert (project / ".git" / "hooks" / "pre-commit").is_file()
 
 
@@ -56,17 +61,31 @@ def test_fresh_clone_pulls_instead_of_recomputing(project, tmp_path):
     assert "dvc pull:" in result.stdout and "not reachable" not in result.stdout
     assert "Running stage" not in result.stdout, "pulled outputs must not be recomputed"
     assert (clone / "models" / "model.joblib").read_bytes() == (
-        project / "models" / "model.joblib").read_bytes()
+        project / "models" / "model.joblib"
+    ).read_bytes()
 
 
 def test_unreachable_remote_recomputes_with_one_line(project, tmp_path):
     clone = tmp_path / "runner"
     sh("git", "clone", "--quiet", str(project), str(clone), cwd=tmp_path)
-    sh("uv", "run", "dvc", "remote", "modify", "--local", "storage", "url",
-       str(tmp_path / "no-such-remote"), cwd=clone)
+    sh(
+        "uv",
+        "run",
+        "dvc",
+        "remote",
+        "modify",
+        "--local",
+        "storage",
+        "url",
+        str(tmp_path / "no-such-remote"),
+        cwd=clone,
+    )
     result = sh("uv", "run", "poe", "pipeline", cwd=clone)
     notices = [line for line in result.stdout.splitlines() if "not reachable" in line]
-    assert len(notices) == 1 and "dvc repro will recompute" in notices[0]
+    assert len(notices) == 1, result.stdout + result.stderr
+    assert "dvc repro will recompute" in notices[0]
     assert "Running stage 'train'" in result.stdout
     metrics = sh("uv", "run", "dvc", "metrics", "diff", "HEAD", "--json", cwd=clone).stdout
-    assert metrics.strip() in ("{}", ""), f"recomputed metrics differ from the committed ones: {metrics}"
+    assert metrics.strip() in ("{}", ""), (
+        f"recomputed metrics differ from the committed ones: {metrics}"
+    )

@@ -13,21 +13,33 @@ from tests.conftest import REPO_ROOT, render
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
 import post_copy  # noqa: E402
 
-ANSWERS = {"project_slug": "demo", "dvc_remote": "local", "author_name": "A", "author_email": "a@b.c"}
+ANSWERS = {
+    "project_slug": "demo",
+    "dvc_remote": "local",
+    "author_name": "A",
+    "author_email": "a@b.c",
+}
 
 
 def test_missing_tools_are_named_with_how_to_install():
     problems = post_copy.missing_tools(which=lambda tool: None if tool == "uv" else "/usr/bin/git")
-    assert problems == ["'uv' was not found on PATH: install it with `python -m pip install uv` "
-                        "(https://docs.astral.sh/uv/)"]
+    assert problems == [
+        "'uv' was not found on PATH: install it with `python -m pip install uv` "
+        "(https://docs.astral.sh/uv/)"
+    ]
 
 
 def test_missing_tool_fails_cleanly_without_traceback(template_src, tmp_path):
     dst = render(template_src, tmp_path / "project", {})
     empty_path = tmp_path / "bin"
     empty_path.mkdir()
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "hooks" / "post_copy.py")], cwd=dst,
-                            capture_output=True, text=True, env={"PATH": str(empty_path)})
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "hooks" / "post_copy.py")],
+        cwd=dst,
+        capture_output=True,
+        text=True,
+        env={"PATH": str(empty_path)},
+    )
     assert result.returncode == 1
     assert "'git' was not found on PATH" in result.stderr
     assert "'uv' was not found on PATH" in result.stderr
@@ -37,7 +49,8 @@ def test_missing_tool_fails_cleanly_without_traceback(template_src, tmp_path):
 
 def test_local_remote_lives_outside_the_repository(tmp_path):
     assert post_copy.local_remote_dir("demo", {"DVC_LOCAL_REMOTE_ROOT": str(tmp_path)}) == (
-        tmp_path.resolve() / "demo")
+        tmp_path.resolve() / "demo"
+    )
     xdg = post_copy.local_remote_dir("demo", {"XDG_DATA_HOME": str(tmp_path)})
     assert xdg == tmp_path.resolve() / "dvc-remotes" / "demo"
 
@@ -64,6 +77,9 @@ def test_copy_task_runs_only_on_copy():
 def test_hooks_use_only_what_copier_ships():
     # Tasks run with Copier's own interpreter ({{ _copier_python }}): stdlib and PyYAML only.
     source = Path(post_copy.__file__).read_text()
-    imports = {line.split()[1].split(".")[0] for line in source.splitlines()
-               if line.startswith(("import ", "from ")) and "__future__" not in line}
+    imports = {
+        line.split()[1].split(".")[0]
+        for line in source.splitlines()
+        if line.startswith(("import ", "from ")) and "__future__" not in line
+    }
     assert imports <= {"os", "shlex", "shutil", "subprocess", "sys", "pathlib", "yaml"}

@@ -54,8 +54,12 @@ def test_variant_renders_cleanly(variant, template_src, tmp_path):
     dst = render(template_src, tmp_path / "project", answers)
     files = text_files(dst)
 
-    leftovers = [f"{p.relative_to(dst)}: {m.group()}" for p in files
-                 for m in [UNRENDERED.search(p.read_text())] if m]
+    leftovers = [
+        f"{p.relative_to(dst)}: {m.group()}"
+        for p in files
+        for m in [UNRENDERED.search(p.read_text())]
+        if m
+    ]
     assert not leftovers, f"unrendered Jinja: {leftovers}"
     assert not [p for p in files if p.suffix == ".jinja"], "template suffix left in a file name"
 
@@ -81,9 +85,11 @@ def test_variant_renders_cleanly(variant, template_src, tmp_path):
         assert recorded[name] == value, f"answers file: {name}={recorded[name]!r}, not {value!r}"
 
     ruff = [sys.executable, "-m", "ruff"]
-    lint = subprocess.run([*ruff, "check", "--no-cache", "."], cwd=dst, capture_output=True,
-                          text=True)
+    lint = subprocess.run(
+        [*ruff, "check", "--no-cache", "."], cwd=dst, capture_output=True, text=True
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    fmt = subprocess.run([*ruff, "format", "--check", "--no-cache", "."], cwd=dst,
-                         capture_output=True, text=True)
+    fmt = subprocess.run(
+        [*ruff, "format", "--check", "--no-cache", "."], cwd=dst, capture_output=True, text=True
+    )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -36,13 +36,17 @@ def answer_space(name: str) -> list[Any]:
     spec = QUESTIONS[name]
     values = choice_values(spec)
     if spec.get("multiselect"):
-        return [list(combo) for size in range(1, len(values) + 1)
-                for combo in itertools.combinations(values, size)]
+        return [
+            list(combo)
+            for size in range(1, len(values) + 1)
+            for combo in itertools.combinations(values, size)
+        ]
     return values
 
 
-STRUCTURAL = tuple(name for name, spec in QUESTIONS.items()
-                   if choice_values(spec) and name not in VALUE_ONLY)
+STRUCTURAL = tuple(
+    name for name, spec in QUESTIONS.items() if choice_values(spec) and name not in VALUE_ONLY
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,9 @@ class Variant:
 
     @property
     def data(self) -> dict[str, Any]:
-        return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in self.answers}
+        return {
+            name: list(value) if isinstance(value, tuple) else value for name, value in self.answers
+        }
 
     @property
     def id(self) -> str:

@@ -14,15 +14,14 @@ def _dvc(*args: str) -> subprocess.CompletedProcess:
 
 
 def default_remote() -> tuple[str, str] | None:
-    """(name, url) of the default DVC remote, or None when none is configured."""
-    name = _dvc("remote", "default").stdout.strip()
-    if not name:
-        return None
-    for line in _dvc("remote", "list").stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == name:
-            return name, parts[1]
-    return None
+    """(name, url) of the default DVC remote from the merged DVC config, or None."""
+    from dvc.repo import Repo
+
+    with Repo() as repo:
+        name = repo.config["core"].get("remote")
+        if not name:
+            return None
+        return name, str(repo.config["remote"][name]["url"])
 
 
 def _local_path(url: str) -> Path | None:

@@ -1,0 +1,52 @@
+"""The covering set of variants whose generated CI pipelines are run for real.
+
+Every pair of choices of the structural questions appears in at least one variant (pairwise
+covering via allpairspy), with each CI provider treated as an on/off factor so every provider
+meets every other choice; each provider alone and all three together are always included.
+Derived from copier.yml through tests.variants, so new questions or choices join it by
+themselves.
+"""
+
+from __future__ import annotations
+
+from allpairspy import AllPairs
+
+from tests.variants import QUESTIONS, STRUCTURAL, Variant, answer_space, choice_values
+
+PROVIDERS = choice_values(QUESTIONS["ci_providers"])
+OTHERS = [name for name in STRUCTURAL if name != "ci_providers"]
+# The only PyTorch wheel this machine can install offline is for CPython 3.11 (see conftest's
+# offline_uv_env), so PyTorch variants target 3.11; the others cycle through the versions.
+PYTORCH_PYTHON = "3.11"
+
+
+def _variant(providers: list[str], choices: dict, index: int) -> Variant:
+    answers = {"ci_providers": tuple(providers), **choices}
+    versions = answer_space("python_version")
+    answers["python_version"] = (
+        PYTORCH_PYTHON
+        if answers.get("ml_framework") == "pytorch"
+        else versions[index % len(versions)]
+    )
+    return Variant(tuple(answers.items()))
+
+
+def covering_variants() -> list[Variant]:
+    factors = [[True, False]] * len(PROVIDERS) + [answer_space(name) for name in OTHERS]
+
+    def some_provider(row: list) -> bool:
+        return len(row) < len(PROVIDERS) or any(row[: len(PROVIDERS)])
+
+    rows = [list(row) for row in AllPairs(factors, filter_func=some_provider)]
+    defaults = [answer_space(name)[0] for name in OTHERS]
+    for chosen in [[p] for p in PROVIDERS] + [PROVIDERS]:
+        flags = [p in chosen for p in PROVIDERS]
+        if not any(row[: len(PROVIDERS)] == flags for row in rows):
+            rows.append(flags + defaults)
+    result = []
+    for index, row in enumerate(rows):
+        providers = [p for p, on in zip(PROVIDERS, row[: len(PROVIDERS)], strict=True) if on]
+        result.append(
+            _variant(providers, dict(zip(OTHERS, row[len(PROVIDERS) :], strict=True)), index)
+        )
+    return result
