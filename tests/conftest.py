@@ -88,13 +88,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _RENDER_STATS = {"count": 0, "seconds": 0.0, "started": time.monotonic()}
 
 
+# Local CI runs, reported by the provider tests through record_ci_run (below).
+_CI_RUNS: list[dict[str, str]] = []
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" and "test_render_matrix.py" in report.nodeid:
         _RENDER_STATS["count"] += 1
         _RENDER_STATS["seconds"] += report.duration
+    if report.when == "call":
+        _CI_RUNS.extend(value for name, value in report.user_properties if name == "ci_run")
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    if _CI_RUNS:
+        columns = ["variant", "provider", "jobs run", "substituted or recorded", "result"]
+        rows = [[run[c] for c in columns] for run in _CI_RUNS]
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+        terminalreporter.section("generated pipelines run locally")
+        for row in [columns, ["-" * w for w in widths], *sorted(rows)]:
+            terminalreporter.write_line(
+                "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True))
+            )
     if _RENDER_STATS["count"]:
         terminalreporter.write_line(
             f"variant matrix: {_RENDER_STATS['count']} variants rendered and checked in "
@@ -176,3 +191,24 @@ def generate_project(template: Path, dst: Path, data: dict[str, Any], env: dict[
         skip_tasks=False,
         env={**env, "DVC_LOCAL_REMOTE_ROOT": str(dst.parent / "dvc-remotes")},
     )
+
+
+@pytest.fixture
+def record_ci_run(record_property):
+    """Report one local pipeline run for the summary table printed at the end of the session."""
+
+    def record(
+        variant: str, provider: str, jobs_run: list[str], substituted: list[str], result: str
+    ) -> None:
+        record_property(
+            "ci_run",
+            {
+                "variant": variant,
+                "provider": provider,
+                "jobs run": ", ".join(jobs_run) or "-",
+                "substituted or recorded": ", ".join(substituted) or "-",
+                "result": result,
+            },
+        )
+
+    return record

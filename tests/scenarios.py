@@ -1,0 +1,65 @@
+"""Broken changes that must turn every provider's pipeline red, applied to a generated project
+and committed (CI runs what is committed): a failing unit test, a metric below its threshold,
+and invalid data reaching the pipeline."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+
+def _commit(project: Path, message: str) -> None:
+    subprocess.run(["git", "add", "--all"], cwd=project, check=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            message,
+        ],
+        cwd=project,
+        check=True,
+    )
+
+
+def failing_unit_test(project: Path) -> str:
+    (project / "tests" / "test_broken.py").write_text(
+        "def test_broken():\n    assert 1 + 1 == 3, 'deliberately broken'\n"
+    )
+    _commit(project, "Break a unit test")
+    return "deliberately broken"
+
+
+def metric_below_threshold(project: Path) -> str:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["evaluate"]["thresholds"]["accuracy"] = 1.01  # no model can reach it
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _commit(project, "Raise the accuracy threshold out of reach")
+    return "is below its threshold 1.01"
+
+
+def invalid_data(project: Path) -> str:
+    """Corrupt the data source: the sample stage now writes an unknown label."""
+    package = next(p for p in (project / "src").iterdir() if p.is_dir())
+    data_py = package / "data.py"
+    source = data_py.read_text()
+    marker = "    df = df[[*FEATURES, TARGET]]\n"
+    assert marker in source, "data.py changed: update this scenario"
+    data_py.write_text(source.replace(marker, marker + "    df.loc[0, TARGET] = 9\n"))
+    _commit(project, "Corrupt the data source")
+    return "unknown labels 9"
+
+
+SCENARIOS = {
+    "failing unit test": failing_unit_test,
+    "metric below threshold": metric_below_threshold,
+    "invalid data": invalid_data,
+}
