@@ -212,3 +212,26 @@ def record_ci_run(record_property):
         )
 
     return record
+
+
+@pytest.fixture(scope="session")
+def generated_projects(template_src, tmp_path_factory, offline_uv_env):
+    """Generate each variant's repository once per worker (mark its tests with
+    pytest.mark.xdist_group(variant.id) so they share a worker); tests clone it."""
+    cache: dict[str, Path] = {}
+
+    def get(variant) -> Path:
+        if variant.id not in cache:
+            root = tmp_path_factory.mktemp("generated")
+            cache[variant.id] = generate_project(
+                template_src, root / "project", variant.data, offline_uv_env
+            )
+        return cache[variant.id]
+
+    return get
+
+
+def clone(project: Path, dst: Path) -> Path:
+    """A fresh checkout, as a CI runner gets it (git only; DVC data comes from the remote)."""
+    subprocess.run(["git", "clone", "--quiet", str(project), str(dst)], check=True)
+    return dst
