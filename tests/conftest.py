@@ -45,6 +45,9 @@ from plumbum import local  # noqa: E402
 
 from tests.variants import QUESTIONS, variants  # noqa: E402
 
+# Fixtures that start real services (Docker daemon, registry, ...) live in their own modules.
+pytest_plugins = ["tests.fixtures_services"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
 

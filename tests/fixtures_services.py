@@ -1,0 +1,1 @@
+"""Session fixtures that start real local services for the tests (loopback only)."""
