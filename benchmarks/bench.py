@@ -1,6 +1,9 @@
 """Time the template's default variant: render, copy-time tasks, copy to green CI, no-op repro.
 
     uv run python benchmarks/bench.py [--runs N]
+    uv run python benchmarks/bench.py --serve-load [--requests N --concurrency C ...]
+
+--serve-load runs the /predict load test of benchmarks/load.py instead (see there).
 
 Each run renders the defaults into a fresh temporary directory (in-process Copier, tasks
 skipped), runs hooks/post_copy.py there, then `uv run poe ci`, then a no-op `dvc repro`.
@@ -105,7 +108,19 @@ def one_run(src: Path, work: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs (default 3)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--serve-load",
+        action="store_true",
+        help="instead: load-test the default variant's /predict API (benchmarks/load.py)",
+    )
+    args, rest = parser.parse_known_args()
+    if args.serve_load:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import load
+
+        return load.main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")

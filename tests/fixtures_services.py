@@ -1,1 +1,312 @@
-"""Session fixtures that start real local services for the tests (loopback only)."""
+"""Session fixtures that start real local services for the tests (loopback only).
+
+Docker Hub is unreachable from the machines these tests run on, so nothing here pulls an image:
+
+- `docker_daemon`: a real `dockerd` (Debian's docker.io) with vfs storage, no bridge and no
+  iptables, its own data root, exec root and unix socket in a temporary directory; started and
+  stopped by the fixture. Clients use Debian's `/usr/bin/docker` (it has BuildKit built in;
+  the preinstalled /usr/local/bin/docker lacks buildx) through a PATH entry put first.
+- `base_image`: a Debian bookworm root file system with python3 and its venv module, made with
+  `debootstrap --variant=minbase`, imported into the daemon. The tarball is cached across
+  sessions in ~/.cache/mlops-template-tests/ (or $MLOPS_TEMPLATE_TEST_CACHE), keyed by
+  BASE_IMAGE_VERSION; bump that string to rebuild it. Its python3 is 3.11 (BASE_IMAGE_PYTHON),
+  so images must be built from projects generated with python_version 3.11.
+- `local_registry`: Debian's docker-registry (distribution 2.8) on 127.0.0.1:<free port>.
+- `docker_env`: the environment a generated project's `uv run poe docker-build` / `docker-push`
+  (or any `docker` command) needs to use all of the above; merge it into a subprocess env.
+
+Nothing is installed here: when a tool is missing the fixtures skip and say which, and
+scripts/install-ci-tools installs them (apt packages docker.io, docker-registry, debootstrap).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Bump when the base image's recipe changes: the cached tarball is keyed by it.
+BASE_IMAGE_VERSION = "bookworm-minbase-python3-venv-1"
+BASE_IMAGE_SUITE = "bookworm"
+BASE_IMAGE_PACKAGES = ("python3", "python3-venv")
+BASE_IMAGE_PYTHON = "3.11"  # bookworm's python3
+BASE_IMAGE_TAG = f"mlops-template-base:{BASE_IMAGE_VERSION}"
+DEBIAN_MIRROR = os.environ.get("DEBOOTSTRAP_MIRROR", "http://deb.debian.org/debian")
+CACHE_DIR = Path(
+    os.environ.get("MLOPS_TEMPLATE_TEST_CACHE") or Path.home() / ".cache" / "mlops-template-tests"
+)
+
+DOCKER_CLIENT = Path("/usr/bin/docker")  # Debian's docker.io client, BuildKit built in
+CA_BUNDLE_CANDIDATES = (
+    os.environ.get("SSL_CERT_FILE", ""),
+    "/etc/ssl/certs/ca-certificates.crt",
+)
+INSTALL_HINT = "run scripts/install-ci-tools (apt: docker.io docker-registry debootstrap)"
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _require(*tools: str) -> dict[str, str]:
+    """Absolute paths of the tools, or skip naming every missing one."""
+    found, missing = {}, []
+    for tool in tools:
+        path = str(DOCKER_CLIENT) if tool == "docker" else shutil.which(tool)
+        if path and Path(path).is_file():
+            found[tool] = path
+        else:
+            missing.append("Debian's /usr/bin/docker" if tool == "docker" else tool)
+    if missing:
+        pytest.skip(f"container tests need {', '.join(missing)}: {INSTALL_HINT}")
+    return found
+
+
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(f"{what} needs root (dockerd and debootstrap run rootful here)")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ca_bundle() -> Path | None:
+    """The host's CA bundle (it carries the HTTPS proxy's CA), given to builds as a secret."""
+    for candidate in CA_BUNDLE_CANDIDATES:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def docker_daemon() -> Iterator[dict[str, str]]:
+    """A private dockerd for this session (one per xdist worker); yields the client env."""
+    tools = _require("dockerd", "docker", "containerd", "runc")
+    _require_root("dockerd")
+    # Short path: unix sockets (dockerd's, containerd's) must stay under 108 characters.
+    root = Path(tempfile.mkdtemp(prefix="mlops-dockerd-", dir="/tmp"))
+    bindir = root / "bin"
+    bindir.mkdir()
+    (bindir / "docker").symlink_to(tools["docker"])
+    (root / "config").mkdir()
+    (root / "daemon.json").write_text("{}")
+    sock = root / "docker.sock"
+    log = root / "dockerd.log"
+    command = [
+        tools["dockerd"],
+        "--storage-driver=vfs",
+        "--iptables=false",
+        "--ip6tables=false",
+        "--bridge=none",
+        f"--config-file={root / 'daemon.json'}",
+        f"--data-root={root / 'data'}",
+        f"--exec-root={root / 'exec'}",
+        f"--pidfile={root / 'dockerd.pid'}",
+        f"--host=unix://{sock}",
+    ]
+    env = {
+        "DOCKER_HOST": f"unix://{sock}",
+        "DOCKER_BUILDKIT": "1",
+        "DOCKER_CONFIG": str(root / "config"),
+        "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            ready = subprocess.run(
+                [tools["docker"], "version", "--format", "{{.Server.Version}}"],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+            )
+            if ready.returncode == 0:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dockerd did not start: {' '.join(command)}\n{_tail(log)}")
+            time.sleep(0.5)
+        yield env
+    finally:
+        with contextlib.suppress(Exception):
+            running = subprocess.run(
+                [tools["docker"], "ps", "-aq"],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.split()
+            if running:
+                subprocess.run(
+                    [tools["docker"], "rm", "-f", *running],
+                    env={**os.environ, **env},
+                    capture_output=True,
+                    timeout=60,
+                )
+        _stop(process)
+        # vfs keeps a full copy of every layer: gigabytes, so never leave them behind.
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _build_base_tarball(target: Path) -> None:
+    """debootstrap a minimal bookworm with python3 + venv and tar it to target (atomically)."""
+    tools = _require("debootstrap", "tar")
+    _require_root("debootstrap")
+    work = Path(tempfile.mkdtemp(prefix="base-", dir=target.parent))
+    try:
+        rootfs = work / "rootfs"
+        log = work / "debootstrap.log"
+        with log.open("wb") as out:
+            result = subprocess.run(
+                [
+                    tools["debootstrap"],
+                    "--variant=minbase",
+                    f"--include={','.join(BASE_IMAGE_PACKAGES)}",
+                    BASE_IMAGE_SUITE,
+                    str(rootfs),
+                    DEBIAN_MIRROR,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if result.returncode != 0:
+            pytest.fail(f"debootstrap of the base image failed:\n{_tail(log)}")
+        # Smaller image: no package lists or downloaded .debs.
+        for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for path in (rootfs / leftover).glob("*"):
+                if path.is_file():
+                    path.unlink()
+        partial = work / "rootfs.tar"
+        subprocess.run(
+            [tools["tar"], "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."],
+            check=True,
+        )
+        partial.replace(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def base_image_tarball() -> Path:
+    """The cached root file system tarball, built once per machine (file-locked for xdist)."""
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    target = CACHE_DIR / f"{BASE_IMAGE_VERSION}.tar"
+    with (CACHE_DIR / f"{BASE_IMAGE_VERSION}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_file():
+            _build_base_tarball(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_daemon: dict[str, str]) -> str:
+    """Tag of the local python3 base image, imported into this session's daemon."""
+    tarball = base_image_tarball()
+    subprocess.run(
+        [
+            str(DOCKER_CLIENT),
+            "import",
+            "--change",
+            'CMD ["python3"]',
+            "--change",
+            "ENV LANG=C.UTF-8",
+            str(tarball),
+            BASE_IMAGE_TAG,
+        ],
+        env={**os.environ, **docker_daemon},
+        check=True,
+        capture_output=True,
+    )
+    return BASE_IMAGE_TAG
+
+
+@pytest.fixture(scope="session")
+def local_registry() -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1:<free port> (Docker allows plain HTTP on loopback)."""
+    tools = _require("docker-registry")
+    root = Path(tempfile.mkdtemp(prefix="mlops-registry-", dir="/tmp"))
+    address = f"127.0.0.1:{free_port()}"
+    config = root / "config.yml"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "version": 0.1,
+                "log": {"level": "warn"},
+                "storage": {
+                    "filesystem": {"rootdirectory": str(root / "data")},
+                    "delete": {"enabled": True},
+                },
+                "http": {"addr": address},
+            }
+        )
+    )
+    log = root / "registry.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [tools["docker-registry"], "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"docker-registry did not start on {address}:\n{_tail(log)}")
+            time.sleep(0.3)
+        yield address
+    finally:
+        _stop(process)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def docker_env(
+    docker_daemon: dict[str, str], base_image: str, local_registry: str
+) -> dict[str, str]:
+    """Environment for `docker` and a generated project's docker-build / docker-push tasks:
+
+    DOCKER_HOST, DOCKER_BUILDKIT, DOCKER_CONFIG, PATH (Debian's docker first), BASE_IMAGE (the
+    local python3 image; projects must use python_version BASE_IMAGE_PYTHON), REGISTRY
+    (host:port of the local registry; tag images REGISTRY/name:tag to push) and
+    DOCKER_BUILD_FLAGS (host network for builds, the host CA bundle as build secret "ca").
+    """
+    flags = ["--network", "host"]
+    bundle = ca_bundle()
+    if bundle:
+        flags += ["--secret", f"id=ca,src={bundle}"]
+    return {
+        **docker_daemon,
+        "BASE_IMAGE": base_image,
+        "REGISTRY": local_registry,
+        "DOCKER_BUILD_FLAGS": " ".join(flags),
+    }

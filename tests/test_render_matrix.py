@@ -39,6 +39,7 @@ def expected_files(answers: dict) -> dict[str, bool]:
         "tests/test_api.py": answers["serving"] == "fastapi",
         f"src/{pkg}/tracking.py": answers["experiment_tracking"] != "none",
         "LICENSE": answers["license"] != "Proprietary",
+        "renovate.json": answers["renovate"],
         ".github/workflows/ci.yml": "github" in providers,
         ".gitlab-ci.yml": "gitlab" in providers,
         "Jenkinsfile": "jenkins" in providers,
@@ -93,3 +94,25 @@ def test_variant_renders_cleanly(variant, template_src, tmp_path):
         [*ruff, "format", "--check", "--no-cache", "."], cwd=dst, capture_output=True, text=True
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_renovate_config_matches_renovates_schema(template_src, tmp_path):
+    dst = render(template_src, tmp_path / "project", {"renovate": True})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.renovate",
+            str(dst / "renovate.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    managers = {
+        rule["matchManagers"][0]
+        for rule in json.loads((dst / "renovate.json").read_text())["packageRules"]
+    }
+    assert "copier" in managers

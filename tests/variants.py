@@ -21,8 +21,9 @@ QUESTIONS: dict[str, dict[str, Any]] = {
     for name, spec in yaml.safe_load(COPIER_YML.read_text()).items()
     if not name.startswith("_")
 }
-# Questions whose values only substitute into text (a version string, a licence text).
-VALUE_ONLY = ("python_version", "license")
+# Questions whose values only substitute into text (a version string, a licence text) or add
+# one self-contained file (LICENSE, renovate.json) that nothing else refers to.
+VALUE_ONLY = ("python_version", "license", "renovate")
 
 
 def choice_values(spec: dict[str, Any]) -> list[Any]:

@@ -28,37 +28,95 @@ def _lock_outputs(lock_path: Path) -> dict[str, str]:
     }
 
 
-def model_card(name: str, tag: str, metrics: dict, params: dict[str, Any], manifest: dict) -> str:
-    rows = "\n".join(f"| {k} | {v} |" for k, v in metrics.items())
+def _rows(path: Path) -> int | None:
+    """Data rows of a CSV pipeline output, or None when the output is not in the workspace."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as f:
+        return max(sum(1 for line in f if line.strip()) - 1, 0)
+
+
+def data_summary(prepared: Path = Path("data/prepared")) -> dict[str, Any]:
+    """What the model was trained and evaluated on, read from the pipeline's outputs."""
+    from .schema import FEATURES, LABELS, TARGET
+
+    validation = Path("reports/data_validation.json")
+    summary = json.loads(validation.read_text()) if validation.is_file() else {}
+    return {
+        "source": summary.get("source", "data/raw/dataset.csv"),
+        "rows": summary.get("rows"),
+        "train_rows": _rows(Path(prepared) / "train.csv"),
+        "test_rows": _rows(Path(prepared) / "test.csv"),
+        "features": list(FEATURES),
+        "target": TARGET,
+        "labels": [str(label) for label in LABELS],
+    }
+
+
+def _known(value: Any) -> Any:
+    return "unknown" if value is None else value
+
+
+def model_card(
+    name: str,
+    tag: str,
+    metrics: dict,
+    params: dict[str, Any],
+    manifest: dict,
+    description: str = "",
+) -> str:
+    data = manifest.get("data") or data_summary()
     thresholds = params["evaluate"]["thresholds"]
+    rows = "\n".join(
+        f"| {k} | {v} | {'>= ' + str(thresholds[k]) if k in thresholds else '-'} |"
+        for k, v in metrics.items()
+    )
+    passed = all(metrics.get(k, float("-inf")) >= v for k, v in thresholds.items())
     return f"""# Model card: {name} {tag}
 
+{description}
+
 ## Intended use
-Classifies rows that follow the data contract in `schema.py`. Not validated for data outside
-the training distribution: run the drift monitor on new batches before trusting predictions.
+Predicts `{data["target"]}` (one of {", ".join(data["labels"])}) from the
+{len(data["features"])} numeric features of the data contract in `schema.py`, for rows like the
+training data described below. Not validated for data outside the training distribution: run
+the drift monitor (`python -m {__package__} monitor batch.csv`) on new batches before trusting
+predictions, and retrain when it reports drift.
 
 ## Training data
-Version (md5 in dvc.lock): `{manifest["data_version"]}`; split: test_size
-{params["split"]["test_size"]}, seed {params["seed"]}.
+- Source: `{data["source"]}`, {_known(data["rows"])} rows after validation; version (md5 in
+  dvc.lock): `{manifest["data_version"]}`
+- Split: {_known(data["train_rows"])} training rows, {_known(data["test_rows"])} held-out rows
+  (test_size {params["split"]["test_size"]}, seed {params["seed"]})
+- Features: {", ".join(f"`{f}`" for f in data["features"])}
 
 ## Training parameters
 ```yaml
-{yaml.safe_dump(params["train"], sort_keys=True).strip()}
+{yaml.safe_dump({"seed": params["seed"], "train": params["train"]}, sort_keys=True).strip()}
 ```
 
 ## Metrics on held-out data
-| metric | value |
-|---|---|
+| metric | value | threshold |
+|---|---|---|
 {rows}
 
-Quality gate thresholds: {", ".join(f"{k} >= {v}" for k, v in thresholds.items())}.
+Quality gate: {"passed" if passed else "FAILED"} (thresholds from params.yaml `evaluate`).
 
 ## Provenance
-git commit `{manifest["commit"]}`, tag `{tag}`; model md5 `{manifest["model_md5"]}`.
+git commit `{manifest["commit"]}`, tag `{tag}`; model `{manifest["model"]}`, md5
+`{manifest["model_md5"]}`. `git checkout {tag} && dvc pull` restores this model and its data.
 """
 
 
-def release(tag: str, model: Path, out_dir: Path, params: dict[str, Any], name: str) -> Path:
+def release(
+    tag: str,
+    model: Path,
+    out_dir: Path,
+    params: dict[str, Any],
+    name: str,
+    description: str = "",
+) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = json.loads(Path("reports/metrics.json").read_text())
@@ -69,6 +127,7 @@ def release(tag: str, model: Path, out_dir: Path, params: dict[str, Any], name: 
         "model": model.name,
         "model_md5": outputs.get(str(model), ""),
         "data_version": outputs.get("data/raw/dataset.csv", ""),
+        "data": data_summary(),
         "metrics": metrics,
         "params": params,
     }
@@ -76,5 +135,7 @@ def release(tag: str, model: Path, out_dir: Path, params: dict[str, Any], name: 
     for extra in ("params.yaml", "dvc.lock", "reports/metrics.json"):
         shutil.copy2(extra, out_dir / Path(extra).name)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    (out_dir / "MODEL_CARD.md").write_text(model_card(name, tag, metrics, params, manifest))
+    (out_dir / "MODEL_CARD.md").write_text(
+        model_card(name, tag, metrics, params, manifest, description)
+    )
     return out_dir

@@ -1,0 +1,219 @@
+"""`copier update` from an earlier release: team edits survive, template changes arrive.
+
+In a temporary git copy of this template the tests release v1, generate a repository from it
+(copy-time tasks included), make team edits, then release a v2 with real template changes (a
+CI job changed, a team-owned file renamed with its migration, a new question with a default)
+and run `copier update --defaults --trust` as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, TEMPLATE_PARTS, clone, generate_project
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
+
+GITHUB_DIR = "{% if 'github' in ci_providers %}.github{% endif %}"
+CI_WORKFLOW = Path(GITHUB_DIR) / "workflows" / "ci.yml.jinja"
+TEAM = ["-c", "user.name=Team", "-c", "user.email=team@example.com"]
+
+
+def git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(["git", *TEAM, *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def copier_update(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "copier", "update", "--defaults", "--trust", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DVC_LOCAL_REMOTE_ROOT": str(project.parent / "dvc-remotes")},
+    )
+
+
+def release_v1(repo: Path) -> None:
+    for part in TEMPLATE_PARTS:
+        source = REPO_ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / part)
+    git("init", "--quiet", "--initial-branch=main", cwd=repo)
+    git("add", "--all", cwd=repo)
+    git("commit", "--quiet", "-m", "Release v1", cwd=repo)
+    git("tag", "v1.0.0", cwd=repo)
+
+
+def release_v2(repo: Path) -> None:
+    """Real template changes, as a maintainer would make them."""
+    # A CI job changed.
+    workflow = repo / "template" / CI_WORKFLOW
+    text = workflow.read_text()
+    assert "    timeout-minutes: 30\n" in text
+    workflow.write_text(text.replace("    timeout-minutes: 30\n", "    timeout-minutes: 20\n", 1))
+    # A team-owned file renamed; its migration carries each team's version across.
+    tests = repo / "template" / "tests"
+    git(
+        "mv",
+        str(tests / "test_model_quality.py.jinja"),
+        str(tests / "test_model_performance.py.jinja"),
+        cwd=repo,
+    )
+    copier_yml = repo / "copier.yml"
+    text = copier_yml.read_text().replace(
+        "tests/test_model_quality.py", "tests/test_model_performance.py"
+    )
+    migration = (
+        "_migrations:\n"
+        "  - version: v2.0.0\n"
+        "    when: \"{{ _stage == 'before' }}\"\n"
+        '    command: "{{ _copier_python }} {{ _copier_conf.src_path }}/hooks/migrations.py '
+        'rename tests/test_model_quality.py tests/test_model_performance.py"\n'
+    )
+    assert "_migrations: []\n" in text
+    text = text.replace("_migrations: []\n", migration)
+    # A new question with a default, used by a new template-owned file.
+    text += (
+        '\nalerts_channel:\n  type: str\n  help: Where drift alerts go.\n  default: "#ml-alerts"\n'
+    )
+    copier_yml.write_text(text)
+    (repo / "template" / "ALERTS.md.jinja").write_text("Drift alerts go to {{ alerts_channel }}.\n")
+    git("add", "--all", cwd=repo)
+    git("commit", "--quiet", "-m", "Release v2", cwd=repo)
+    git("tag", "v2.0.0", cwd=repo)
+
+
+def team_edits(project: Path) -> dict[str, bytes]:
+    """Edit team-owned and template-owned files, delete two on purpose, and commit."""
+    model = project / "src" / "my_model" / "model.py"
+    model.write_text(model.read_text() + "\n\n# Team note: tuned on the 2026 data.\n")
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("n_estimators: 100", "n_estimators: 150"))
+    quality = project / "tests" / "test_model_quality.py"
+    quality.write_text(quality.read_text() + "\n\ndef test_team_specific():\n    assert True\n")
+    dockerfile = project / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + 'LABEL org.example.team="ml"\n')
+    workflow = project / ".github" / "workflows" / "ci.yml"
+    workflow.write_text(
+        workflow.read_text().replace("    timeout-minutes: 30\n", "    timeout-minutes: 45\n", 1)
+    )
+    (project / ".github" / "workflows" / "monitoring.yml").unlink()
+    (project / "LICENSE").unlink()
+    git("add", "--all", cwd=project)
+    git("commit", "--quiet", "--no-verify", "-m", "Team edits", cwd=project)
+    return {
+        "model": model.read_bytes(),
+        "params": params.read_bytes(),
+        "quality": quality.read_bytes(),
+    }
+
+
+@pytest.fixture(scope="module")
+def updated(tmp_path_factory, offline_uv_env):
+    root = tmp_path_factory.mktemp("update")
+    repo = root / "template-repo"
+    repo.mkdir()
+    release_v1(repo)
+    project = generate_project(
+        repo, root / "my-model", {"ci_providers": ["github", "jenkins"]}, offline_uv_env
+    )
+    before = team_edits(project)
+    release_v2(repo)
+    result = copier_update(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project, before, result.stdout + result.stderr
+
+
+def test_team_edits_survive_byte_for_byte(updated):
+    project, before, _ = updated
+    assert (project / "src" / "my_model" / "model.py").read_bytes() == before["model"]
+    assert (project / "params.yaml").read_bytes() == before["params"]
+    assert 'LABEL org.example.team="ml"' in (project / "Dockerfile").read_text()
+
+
+def test_files_deleted_on_purpose_stay_deleted(updated):
+    project, _, _ = updated
+    assert not (project / ".github" / "workflows" / "monitoring.yml").exists()
+    assert not (project / "LICENSE").exists()
+
+
+def test_template_changes_arrive(updated):
+    project, _, _ = updated
+    assert (project / "ALERTS.md").read_text() == "Drift alerts go to #ml-alerts.\n"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v2.0.0"
+    assert answers["alerts_channel"] == "#ml-alerts"
+
+
+def test_migration_moved_the_team_file_once(updated):
+    project, before, output = updated
+    assert not (project / "tests" / "test_model_quality.py").exists()
+    assert (project / "tests" / "test_model_performance.py").read_bytes() == before["quality"]
+    assert output.count("migration: moved tests/test_model_quality.py") == 1
+
+
+def test_genuine_conflict_keeps_both_sides(updated):
+    project, _, _ = updated
+    workflow = (project / ".github" / "workflows" / "ci.yml").read_text()
+    assert "<<<<<<<" in workflow and "=======" in workflow and ">>>>>>>" in workflow
+    assert "timeout-minutes: 45" in workflow and "timeout-minutes: 20" in workflow
+
+
+def resolve_conflicts_keeping_ours(path: Path) -> None:
+    lines, keep = [], True
+    for line in path.read_text().splitlines(keepends=True):
+        if line.startswith("<<<<<<<"):
+            keep = True
+        elif line.startswith("======="):
+            keep = False
+        elif line.startswith(">>>>>>>"):
+            keep = True
+        elif keep:
+            lines.append(line)
+    path.write_text("".join(lines))
+
+
+def test_updated_repository_is_green_and_migration_does_not_rerun(updated):
+    project, _, _ = updated
+    resolve_conflicts_keeping_ours(project / ".github" / "workflows" / "ci.yml")
+    git("add", "--all", cwd=project)
+    git("commit", "--quiet", "--no-verify", "-m", "Update to template v2", cwd=project)
+    ci = subprocess.run(["uv", "run", "poe", "ci"], cwd=project, capture_output=True, text=True)
+    assert ci.returncode == 0, ci.stdout[-3000:] + ci.stderr[-3000:]
+    git("add", "--all", cwd=project)  # the team's new params re-ran the pipeline
+    git("commit", "--quiet", "--no-verify", "-m", "Pipeline run after the update", cwd=project)
+    again = copier_update(project)
+    assert again.returncode == 0, again.stderr
+    assert "migration:" not in again.stdout + again.stderr
+
+
+def test_changing_answers_adds_and_removes_provider_files(updated, tmp_path):
+    project, _, _ = updated
+    work = clone(project, tmp_path / "answers")
+    assert (work / "Jenkinsfile").is_file() and not (work / ".gitlab-ci.yml").exists()
+    result = copier_update(work, "--data", "ci_providers=['github', 'gitlab']")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (work / ".gitlab-ci.yml").is_file()
+    assert not (work / "Jenkinsfile").exists()
+
+
+def test_bad_new_answer_is_refused_and_changes_nothing(updated, tmp_path):
+    project, _, _ = updated
+    work = clone(project, tmp_path / "bad")
+    head = git("rev-parse", "HEAD", cwd=work)
+    result = copier_update(work, "--data", "author_email=not-an-email")
+    assert result.returncode != 0
+    assert "author_email 'not-an-email' is not a valid email address" in result.stderr
+    assert git("status", "--porcelain", cwd=work) == ""
+    assert git("rev-parse", "HEAD", cwd=work) == head
