@@ -3,7 +3,8 @@
 Docker Hub is unreachable from the machines these tests run on, so nothing here pulls an image:
 
 - `docker_daemon`: a real `dockerd` (Debian's docker.io) with vfs storage, no bridge and no
-  iptables, its own data root, exec root and unix socket in a temporary directory; started and
+  iptables, its own exec root and unix socket in a temporary directory and its own data root
+  (cached in ~/.cache/mlops-template-tests/dockerd-<slot>, see `_data_root`); started and
   stopped by the fixture. Clients use Debian's `/usr/bin/docker` (it has BuildKit built in;
   the preinstalled /usr/local/bin/docker lacks buildx) through a PATH entry put first.
 - `base_image`: a Debian bookworm root file system with python3 and its venv module, made with
@@ -112,6 +113,7 @@ def docker_daemon() -> Iterator[dict[str, str]]:
     _require_root("dockerd")
     # Short path: unix sockets (dockerd's, containerd's) must stay under 108 characters.
     root = Path(tempfile.mkdtemp(prefix="mlops-dockerd-", dir="/tmp"))
+    data_root, slot_lock = _data_root(root)
     bindir = root / "bin"
     bindir.mkdir()
     (bindir / "docker").symlink_to(tools["docker"])
@@ -126,7 +128,7 @@ def docker_daemon() -> Iterator[dict[str, str]]:
         "--ip6tables=false",
         "--bridge=none",
         f"--config-file={root / 'daemon.json'}",
-        f"--data-root={root / 'data'}",
+        f"--data-root={data_root}",
         f"--exec-root={root / 'exec'}",
         f"--pidfile={root / 'dockerd.pid'}",
         f"--host=unix://{sock}",
@@ -170,9 +172,50 @@ def docker_daemon() -> Iterator[dict[str, str]]:
                     capture_output=True,
                     timeout=60,
                 )
+            # Dangling images only: tagged ones and the build cache speed up the next session.
+            subprocess.run(
+                [tools["docker"], "image", "prune", "--force"],
+                env={**os.environ, **env},
+                capture_output=True,
+                timeout=300,
+            )
         _stop(process)
-        # vfs keeps a full copy of every layer: gigabytes, so never leave them behind.
-        shutil.rmtree(root, ignore_errors=True)
+        _remove_tree(root)  # sockets, exec root, and the data root unless it is cached
+        if slot_lock:
+            slot_lock.close()
+
+
+def _data_root(root: Path):
+    """dockerd's data root. vfs keeps a full copy of every layer (gigabytes, and deleting them
+    takes minutes on a busy disk), so by default it persists in CACHE_DIR/dockerd-<slot>, one
+    slot per concurrent session (file-locked), keeping the base image and the build cache for
+    the next session. MLOPS_TEMPLATE_TEST_FRESH_DOCKER=1 uses a temporary one, deleted after."""
+    if os.environ.get("MLOPS_TEMPLATE_TEST_FRESH_DOCKER") == "1":
+        return root / "data", None
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    for slot in range(64):
+        lock = (CACHE_DIR / f"dockerd-{slot}.lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        return CACHE_DIR / f"dockerd-{slot}", lock
+    return root / "data", None
+
+
+def _remove_tree(root: Path) -> None:
+    """Unmount what dockerd left under root (its netns), then delete root without crossing
+    into any other file system. vfs keeps a full copy of every layer: gigabytes, never left."""
+    prefix = str(root) + "/"
+    with contextlib.suppress(OSError):
+        mounts = [
+            line.split()[4].replace("\\040", " ")
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        ]
+        for mount in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+            subprocess.run(["umount", "--lazy", mount], capture_output=True)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(root)], capture_output=True)
 
 
 def _build_base_tarball(target: Path) -> None:

@@ -31,8 +31,9 @@ def _commit(project: Path, message: str) -> None:
 
 
 def failing_unit_test(project: Path) -> str:
+    # Formatted as ruff formats it, so lint passes and the failure comes from the test itself.
     (project / "tests" / "test_broken.py").write_text(
-        "def test_broken():\n    assert 1 + 1 == 3, 'deliberately broken'\n"
+        'def test_broken():\n    assert 1 + 1 == 3, "deliberately broken"\n'
     )
     _commit(project, "Break a unit test")
     return "deliberately broken"

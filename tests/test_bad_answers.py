@@ -24,8 +24,15 @@ BAD_ANSWERS: dict[str, list[tuple[object, dict, str]]] = {
         ("class", {}, "is a Python keyword"),
         ("pandas", {}, "would shadow a module"),
     ],
-    "description": [("", {}, "must not be empty")],
-    "author_name": [("", {}, "must not be empty")],
+    "description": [
+        ("", {}, "must not be empty"),
+        ('Say "hi"', {}, "must not contain double quotes or backslashes"),
+        ("a \\ b", {}, "must not contain double quotes or backslashes"),
+    ],
+    "author_name": [
+        ("", {}, "must not be empty"),
+        ('Team "A"', {}, "must not contain double quotes or backslashes"),
+    ],
     "author_email": [
         ("not-an-email", {}, "is not a valid email address"),
         ("a@b", {}, "expected something like name@example.com"),

@@ -395,3 +395,108 @@ def test_jenkinsfiles_parse(rendered_jenkinsfiles):
         names = [s["name"] for s in summary["model"]]
         assert names[:2] == ["Install", "CI"] and "Release" in names and "Monitor" in names, names
         assert ("Image" in names) == ("use_docker" in variant_id.split("-")), names
+
+
+SEMANTICS_JENKINSFILE = r"""
+pipeline {
+    agent any
+    environment {
+        GREETING = "hello ${env.BRANCH_NAME}"
+        TOKEN = credentials('token')
+        DERIVED = "${GREETING}!"
+    }
+    stages {
+        stage('Env') {
+            steps {
+                sh 'test "$GREETING" = "hello feature" && test "$DERIVED" = "hello feature!" && test "${#TOKEN}" = 12'
+                sh 'echo "token is $TOKEN"; test "$(pwd)" = "$WORKSPACE"'
+            }
+        }
+        stage('MainOnly') { when { branch 'main' }; steps { sh 'echo NOT-EXPECTED-main' } }
+        stage('Glob') { when { branch 'feat*' }; steps { sh 'echo glob' } }
+        stage('Tag') { when { tag pattern: 'v\\d+', comparator: 'REGEXP' }; steps { sh 'echo NOT-EXPECTED-tag' } }
+        stage('Combo') {
+            when {
+                allOf {
+                    not { buildingTag() }
+                    anyOf { branch 'main'; expression { env.BRANCH_NAME.startsWith('fea') } }
+                }
+            }
+            steps { sh 'echo combo' }
+        }
+        stage('Creds') {
+            steps {
+                withCredentials([usernamePassword(credentialsId: 'reg', usernameVariable: 'U', passwordVariable: 'P')]) {
+                    sh 'test "$U" = bot && test "${#P}" = 11 && echo "password is $P"'
+                }
+                sh 'test -z "$P"'
+            }
+        }
+        stage('Fail') {
+            steps { sh 'echo about to fail; exit 3' }
+            post {
+                always { junit allowEmptyResults: true, testResults: 'none.xml' }
+                failure { echo 'stage failed' }
+                success { echo 'NOT-EXPECTED-success' }
+            }
+        }
+        stage('After') { steps { sh 'echo NOT-EXPECTED-after' } }
+    }
+    post {
+        always { echo 'pipeline always' }
+        failure { echo 'pipeline failure' }
+        success { echo 'NOT-EXPECTED-pipeline-success' }
+    }
+}
+"""
+
+
+def test_harness_semantics(tmp_path):
+    """The harness itself: environment and credentials, when conditions, a failing sh, post."""
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    jenkinsfile = workspace / "Jenkinsfile"
+    jenkinsfile.write_text(SEMANTICS_JENKINSFILE)
+    config = {
+        "jenkinsfile": str(jenkinsfile),
+        "workspace": str(workspace),
+        "context": {"BRANCH_NAME": "feature"},
+        "baseEnv": {"PATH": os.environ["PATH"], "HOME": str(tmp_path)},
+        "credentials": {
+            "token": "tok-secret-1",
+            "reg": {"username": "bot", "password": "pw-secret-2"},
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    proc = subprocess.run(
+        [
+            GROOVY,
+            "-cp",
+            str(HARNESS_DIR),
+            str(HARNESS_DIR / "run_pipeline.groovy"),
+            str(tmp_path / "config.json"),
+        ],
+        env={**os.environ, "JAVA_HOME": java_home()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    log = proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert proc.returncode == 1 and summary["result"] == "FAILURE", log
+    assert summary["stages_run"] == ["Env", "Glob", "Combo", "Creds", "Fail"], summary["stages"]
+    assert stage(summary, "After")["reason"] == "skipped due to earlier failure(s)"
+    assert stage(summary, "MainOnly")["status"] == stage(summary, "Tag")["status"] == "SKIPPED"
+    assert summary["errors"] == ["Fail: script returned exit code 3"], summary["errors"]
+    assert [s["exit"] for s in summary["sh"]] == [0, 0, 0, 0, 0, 0, 3]
+    assert (
+        "token is ****" in log
+        and "password is ****" in log
+        and "secret-1" not in log
+        and "pw-secret-2" not in log
+    )
+    for expected in ("about to fail", "stage failed", "pipeline always", "pipeline failure"):
+        assert expected in log
+    assert "NOT-EXPECTED" not in log.replace("echo NOT-EXPECTED", "")
+    junit = next(r for r in summary["recorded"] if r["step"].startswith("junit"))
+    assert junit["stage"] == "Fail post always" and junit["note"] == "no test report found"

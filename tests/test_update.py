@@ -9,6 +9,7 @@ and run `copier update --defaults --trust` as a user would.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -217,3 +218,22 @@ def test_bad_new_answer_is_refused_and_changes_nothing(updated, tmp_path):
     assert "author_email 'not-an-email' is not a valid email address" in result.stderr
     assert git("status", "--porcelain", cwd=work) == ""
     assert git("rev-parse", "HEAD", cwd=work) == head
+
+
+def test_scheduled_job_reports_a_new_release_without_a_token(updated, tmp_path):
+    project, _, _ = updated
+    work = clone(project, tmp_path / "behind")
+    before_update = git("log", "--format=%H", "--grep=Team edits", cwd=work).split()[0]
+    git("checkout", "--quiet", before_update, cwd=work)
+    env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITLAB_TOKEN")}
+    result = subprocess.run(
+        [sys.executable, "scripts/template_update.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={**env, "GITHUB_ACTIONS": "true"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"version v?2\.0\.0 is available", result.stdout), result.stdout
+    assert "set GH_TOKEN to let CI do it" in result.stdout
+    assert git("status", "--porcelain", cwd=work) == ""

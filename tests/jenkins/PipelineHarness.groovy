@@ -856,7 +856,7 @@ class PipelineHarness {
             h.errors << "${t.class.simpleName}: ${t.message}".toString()
             h.result = 'FAILURE'
         }
-        System.out.println(JsonOutput.toJson(h.summary()))
+        System.out.println(h.mask(JsonOutput.toJson(h.summary())))
         System.out.flush()
         return h.result == 'SUCCESS' ? 0 : 1
     }

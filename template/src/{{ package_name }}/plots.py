@@ -25,13 +25,13 @@ PAGE = """<!DOCTYPE html>
 <head>
     <meta charset="utf-8">
     <title>DVC plots</title>
-{scripts_inline}
+<!-- inlined scripts -->
     <style>
-        table {{ border-spacing: 15px; }}
+        table { border-spacing: 15px; }
     </style>
 </head>
 <body>
-    {{plot_divs}}
+    {plot_divs}
 </body>
 </html>
 """
@@ -68,7 +68,7 @@ def build_template(out: Path = DEFAULT_TEMPLATE, npm: str | None = None) -> Path
             scripts.append(f"    <script>/* {name}@{version} */\n{code}\n    </script>")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(PAGE.format(scripts_inline="\n".join(scripts)), encoding="utf-8")
+    out.write_text(PAGE.replace("<!-- inlined scripts -->", "\n".join(scripts)), encoding="utf-8")
     return out
 
 

@@ -1,0 +1,94 @@
+"""Scheduled template update: find a newer template release and propose it for review.
+
+Run by each CI provider's scheduled job (`uv run poe template-update`):
+1. `copier check-update` finds whether a newer template release exists;
+2. if so, `copier update` runs on a branch `template-update/<version>`, which is committed and
+   pushed;
+3. a pull request (GitHub, with GH_TOKEN) or merge request (GitLab, with GITLAB_TOKEN) is
+   opened. Without a token, or on a provider without pull requests (Jenkins), the job reports
+   the new version and the command to run instead, and still succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+COPIER = ["uvx", "--from", "copier>=9.4,<10", "copier"]
+
+
+def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, check=check)
+
+
+def newer_version() -> str | None:
+    """The newest template release, or None when the repository is up to date."""
+    result = run(*COPIER, "check-update", "--output-format", "json", check=False)
+    if result.returncode not in (0, 2):
+        raise RuntimeError(f"copier check-update failed: {result.stderr.strip()}")
+    status = json.loads(result.stdout or "{}")
+    return status.get("latest_version") if status.get("update_available") else None
+
+
+def provider(env: dict[str, str]) -> str:
+    if env.get("GITHUB_ACTIONS") == "true":
+        return "github"
+    if env.get("GITLAB_CI") == "true":
+        return "gitlab"
+    return "jenkins" if env.get("JENKINS_URL") else "local"
+
+
+def open_request(kind: str, branch: str, title: str, body: str, env: dict[str, str]) -> str:
+    if kind == "github":
+        return run("gh", "pr", "create", "--head", branch, "--title", title, "--body", body).stdout
+    project = urllib.parse.quote(env["CI_PROJECT_ID"], safe="")
+    request = urllib.request.Request(
+        f"{env['CI_API_V4_URL']}/projects/{project}/merge_requests",
+        data=urllib.parse.urlencode(
+            {
+                "source_branch": branch,
+                "target_branch": env.get("CI_DEFAULT_BRANCH", "main"),
+                "title": title,
+                "description": body,
+            }
+        ).encode(),
+        headers={"PRIVATE-TOKEN": env["GITLAB_TOKEN"]},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["web_url"]
+
+
+def main(env: dict[str, str] = os.environ) -> int:
+    version = newer_version()
+    if version is None:
+        print("template update: up to date")
+        return 0
+    kind = provider(env)
+    token = {"github": "GH_TOKEN", "gitlab": "GITLAB_TOKEN"}.get(kind)
+    if token is None or not env.get(token):
+        print(
+            f"template update: version {version} is available. Run `copier update --trust` "
+            f"on a branch and open a pull request"
+            + (f" (set {token} to let CI do it)" if token else "")
+        )
+        return 0
+    branch = f"template-update/{version}"
+    run("git", "switch", "--create", branch)
+    run(*COPIER, "update", "--trust", "--defaults")
+    run("git", "add", "--all")
+    run("git", "commit", "--no-verify", "-m", f"Update to template {version}")
+    run("git", "push", "--force", "origin", branch)
+    body = (
+        f"Template release {version}: review the diff, resolve any conflict markers, "
+        "and merge when CI is green."
+    )
+    print(f"template update: {open_request(kind, branch, f'Template {version}', body, env)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

