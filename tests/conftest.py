@@ -60,11 +60,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="render every combination of every question, value-only ones included",
     )
     group.addoption(
+        "--all-pairs",
+        action="store_true",
+        help="run the generated CI pipelines for the whole pairwise covering set, not only "
+        "the core set (each provider alone and all together)",
+    )
+    group.addoption(
         "--shard",
         default=None,
         metavar="I/N",
         help="run only the I-th of N slices of the collected tests (1-based)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Test modules choose their CI variants at import (tests/covering.py), before fixtures.
+    if config.getoption("all_pairs"):
+        os.environ["TEMPLATE_TESTS_ALL_PAIRS"] = "1"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

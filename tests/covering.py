@@ -1,6 +1,13 @@
-"""The covering set of variants whose generated CI pipelines are run for real.
+"""The variants whose generated CI pipelines are run for real.
 
-Every pair of choices of the structural questions appears in at least one variant (pairwise
+By default: the core set, each CI provider alone and all three together, chosen so that
+together they cover every ML framework, tracking choice, a local and an S3 remote, serving on
+and off, and Docker on and off. The other tests that generate projects (containers, the ML
+lifecycle) use these same variants, so each is generated once per worker. This keeps the
+suite within its time budget on a 2-core machine.
+
+With `--all-pairs` (the template's own CI, sharded): the full pairwise covering set. Every
+pair of choices of the structural questions appears in at least one variant (pairwise
 covering via allpairspy), with each CI provider treated as an on/off factor so every provider
 meets every other choice; each provider alone and all three together are always included.
 Derived from copier.yml through tests.variants, so new questions or choices join it by
@@ -8,6 +15,8 @@ themselves.
 """
 
 from __future__ import annotations
+
+import os
 
 from allpairspy import AllPairs
 
@@ -31,7 +40,60 @@ def _variant(providers: list[str], choices: dict, index: int) -> Variant:
     return Variant(tuple(answers.items()))
 
 
+def _core(providers: list[str], **answers) -> Variant:
+    return Variant((("ci_providers", tuple(providers)), *answers.items()))
+
+
+# Each provider alone and all three together (see the module docstring).
+ALL_PROVIDERS = _core(
+    PROVIDERS,
+    ml_framework="sklearn",
+    dvc_remote="local",
+    experiment_tracking="dvclive",
+    serving="fastapi",
+    use_docker=True,
+    python_version="3.11",
+)
+GITHUB_ONLY = _core(
+    ["github"],
+    ml_framework="sklearn",
+    dvc_remote="local",
+    experiment_tracking="none",
+    serving="none",
+    use_docker=False,
+    python_version="3.12",
+)
+GITLAB_ONLY = _core(
+    ["gitlab"],
+    ml_framework="pytorch",
+    dvc_remote="local",
+    experiment_tracking="dvclive",
+    serving="none",
+    use_docker=False,
+    python_version=PYTORCH_PYTHON,
+)
+JENKINS_ONLY = _core(
+    ["jenkins"],
+    ml_framework="sklearn",
+    dvc_remote="s3",
+    dvc_remote_url="s3://bucket/project",
+    experiment_tracking="mlflow",
+    serving="none",
+    use_docker=False,
+    python_version="3.11",
+)
+CORE = [ALL_PROVIDERS, GITHUB_ONLY, GITLAB_ONLY, JENKINS_ONLY]
+
+
 def covering_variants() -> list[Variant]:
+    """The core set, or every pairwise variant too when TEMPLATE_TESTS_ALL_PAIRS is set."""
+    if not os.environ.get("TEMPLATE_TESTS_ALL_PAIRS"):
+        return list(CORE)
+    pairwise = _pairwise_variants()
+    return CORE + [v for v in pairwise if v not in CORE]
+
+
+def _pairwise_variants() -> list[Variant]:
     factors = [[True, False]] * len(PROVIDERS) + [answer_space(name) for name in OTHERS]
 
     def some_provider(row: list) -> bool:

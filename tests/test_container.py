@@ -24,14 +24,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import render
+from tests.covering import ALL_PROVIDERS
 from tests.fixtures_services import BASE_IMAGE_PYTHON, free_port
 from tests.variants import QUESTIONS, Variant
 
 DOCKERFILE = "Dockerfile"
 BUILD_TIMEOUT = 1800  # vfs copies every layer in full: slow, but bounded
-FASTAPI_VARIANT = Variant(
-    (("python_version", BASE_IMAGE_PYTHON), ("serving", "fastapi"), ("use_docker", True))
-)
+# The core variant with every provider, FastAPI and Docker (its Python is the base image's).
+FASTAPI_VARIANT = ALL_PROVIDERS
+assert FASTAPI_VARIANT.data["python_version"] == BASE_IMAGE_PYTHON
 BATCH_VARIANT = Variant(
     (("python_version", BASE_IMAGE_PYTHON), ("serving", "none"), ("use_docker", True))
 )
@@ -175,7 +176,7 @@ def _layer_files_containing(env: dict[str, str], image: str, needles: list[bytes
     return hits
 
 
-@pytest.mark.xdist_group("containers")
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
 def test_fastapi_image_builds_serves_pushes_and_pulls(generated_projects, env, tmp_path):
     project = generated_projects(FASTAPI_VARIANT)
     slug = "my-model"
@@ -235,7 +236,11 @@ def test_fastapi_image_builds_serves_pushes_and_pulls(generated_projects, env, t
         _stop_container(env, name)
 
 
-@pytest.mark.xdist_group("containers")
+@pytest.mark.skipif(
+    not os.environ.get("TEMPLATE_TESTS_ALL_PAIRS"),
+    reason="the batch image needs its own generated project: runs with --all-pairs",
+)
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
 def test_batch_image_builds_and_predicts(generated_projects, env, tmp_path):
     project = generated_projects(BATCH_VARIANT)
     image = "my-model-batch:test"

@@ -28,33 +28,14 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT, clone, render
-from tests.variants import Variant
+from tests.covering import GITLAB_ONLY, JENKINS_ONLY
 
 PACKAGE = "my_model"
+# The core CI variants (tests/covering.py) that exercise PyTorch and MLflow with S3, so the
+# projects generated for the CI runs are reused here.
+PYTORCH = GITLAB_ONLY
 COMMON = {"ci_providers": ["github"], "serving": "none", "use_docker": False}
-PYTORCH = Variant(
-    answers=tuple(
-        {
-            **COMMON,
-            "ml_framework": "pytorch",
-            "python_version": "3.11",  # the local CPU torch wheel is for CPython 3.11
-            "experiment_tracking": "dvclive",
-            "dvc_remote": "local",
-        }.items()
-    )
-)
-MLFLOW_S3 = Variant(
-    answers=tuple(
-        {
-            **COMMON,
-            "ml_framework": "sklearn",
-            "python_version": "3.11",
-            "experiment_tracking": "mlflow",
-            "dvc_remote": "s3",
-            "dvc_remote_url": "s3://bucket/project",
-        }.items()
-    )
-)
+MLFLOW_S3 = JENKINS_ONLY
 QUIET = {"NO_COLOR": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
 
 
@@ -122,11 +103,13 @@ def service(command: list[str], ready, cwd: Path, env: dict[str, str], timeout: 
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
+        # Children the service started (server workers, job consumers) stay in its group and
+        # may outlive it: end whatever is left of the group.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
 
 
 def http_ok(url: str) -> bool:

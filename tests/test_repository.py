@@ -72,7 +72,7 @@ def test_own_ci_spreads_the_suite_over_shards():
     job = workflow["jobs"]["test"]
     shards = job["strategy"]["matrix"]["shard"]
     commands = " ".join(step.get("run", "") for step in job["steps"])
-    assert f"./scripts/test --shard ${{{{ matrix.shard }}}}/{len(shards)}" in commands
+    assert f"./scripts/test --all-pairs --shard ${{{{ matrix.shard }}}}/{len(shards)}" in commands
 
 
 def test_org_defaults_example_renders(template_src, tmp_path):

@@ -64,6 +64,8 @@ class Variant:
     def id(self) -> str:
         parts = []
         for name, value in self.answers:
+            if name == "dvc_remote_url":  # implied by dvc_remote in every variant we name
+                continue
             if isinstance(value, tuple):
                 value = "+".join(value)
             parts.append(value if not isinstance(value, bool) else name if value else f"no_{name}")
