@@ -228,7 +228,14 @@ def test_feature_branch_validate(
     jobs, recorded, result = ["validate"], [SHELL_EXECUTOR], "passed"
     try:
         assert code == 0 and _ran_and_passed(log, "validate"), _tail(log)
-        for task in ("lint", "pytest", "dvc repro", "validate data/raw/dataset.csv", "gate"):
+        # Poe prints each task as the command it runs (lint is pre-commit).
+        for task in (
+            "pre-commit run",
+            "pytest",
+            "dvc repro",
+            "validate data/raw/dataset.csv",
+            "gate",
+        ):
             assert re.search(rf"Poe => .*{re.escape(task)}", log), f"poe {task} did not run"
         assert "quality gate: passed" in log
         assert not re.search(r"Poe => python -m \w+ push", log), "a branch pipeline pushed"
