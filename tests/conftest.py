@@ -108,7 +108,7 @@ _CI_RUNS: list[dict[str, str]] = []
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call" and "test_render_matrix.py" in report.nodeid:
+    if report.when == "call" and "test_variant_renders_cleanly" in report.nodeid:
         _RENDER_STATS["count"] += 1
         _RENDER_STATS["seconds"] += report.duration
     if report.when == "call":
