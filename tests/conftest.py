@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 
 def _prepare_environment() -> None:
@@ -133,16 +134,60 @@ def pytest_terminal_summary(terminalreporter) -> None:
         )
 
 
-@pytest.fixture(scope="session")
-def template_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    src = tmp_path_factory.mktemp("template-src")
+def copy_template(dst: Path) -> Path:
+    """This template's parts (not its tests or docs) copied into dst, as Copier reads them."""
     for part in TEMPLATE_PARTS:
         source = REPO_ROOT / part
         if source.is_dir():
-            shutil.copytree(source, src / part, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, dst / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, src / part)
-    return src
+            shutil.copy2(source, dst / part)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def template_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_template(tmp_path_factory.mktemp("template-src"))
+
+
+BOT = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
+TEMPLATE_V2_NOTE = "# Template v2.0.0: pre-commit hooks reviewed.\n"
+
+
+@pytest.fixture(scope="session")
+def template_releases(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git copy of this template with two releases: v1.0.0 as it is, and v2.0.0 with one
+    template-owned change (a line in .pre-commit-config.yaml), for the template-update jobs."""
+    repo = copy_template(tmp_path_factory.mktemp("template-releases"))
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *BOT, *args], cwd=repo, check=True, capture_output=True)
+
+    git("init", "--quiet", "--initial-branch=main")
+    git("add", "--all")
+    git("commit", "--quiet", "-m", "Release v1")
+    git("tag", "v1.0.0")
+    hooks = repo / "template" / ".pre-commit-config.yaml"
+    hooks.write_text(TEMPLATE_V2_NOTE + hooks.read_text())
+    git("commit", "--quiet", "-am", "Release v2")
+    git("tag", "v2.0.0")
+    return repo
+
+
+def generated_from_release(project: Path, releases: Path, version: str = "v1.0.0") -> None:
+    """Make a generated repository record that it came from `releases` at `version` (its files
+    are that release's: template_src and v1.0.0 are the same copy), and commit that."""
+    answers_file = project / ".copier-answers.yml"
+    header, _, _ = answers_file.read_text().partition("\n")
+    answers = yaml.safe_load(answers_file.read_text())
+    answers.update({"_commit": version, "_src_path": str(releases)})
+    answers_file.write_text(header + "\n" + yaml.safe_dump(answers, sort_keys=True))
+    subprocess.run(
+        ["git", *BOT, "commit", "--quiet", "--no-verify", "-am", f"Generated from {version}"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
 
 
 def render(

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, clone
+from tests.conftest import REPO_ROOT, TEMPLATE_V2_NOTE, clone, generated_from_release
 from tests.covering import covering_variants
 from tests.scenarios import SCENARIOS
 
@@ -320,27 +320,51 @@ def test_push_to_feature_branch(
 # 3: delivery (main, then a version tag) and scheduled monitoring
 
 GH_STANDIN = """#!/usr/bin/env bash
-# Stand-in for the GitHub CLI (GitHub is unreachable): records the call, checks what the real
-# `gh release create` would check (a token, every asset and the notes file exist) and keeps a
-# copy of the assets for the test.
+# Stand-in for the GitHub CLI (GitHub is unreachable): records the call and checks what the
+# real command would check. `release create`: a token, every asset and the notes file exist (a
+# copy of the assets is kept for the test). `pr create`: a token, and the head branch is on
+# the remote.
 set -euo pipefail
 printf '%s\\n' "$*" >> "$GH_STANDIN_DIR/calls.log"
 [ -n "${GH_TOKEN:-}" ] || { echo "gh: GH_TOKEN is not set" >&2; exit 4; }
-[ "${1:-} ${2:-}" = "release create" ] || { echo "gh stand-in: unsupported: $*" >&2; exit 2; }
+command="${1:-} ${2:-}"
 shift 2
-tag="$1"; shift
-mkdir -p "$GH_STANDIN_DIR/assets"
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --title) shift 2 ;;
-    --notes-file) [ -f "$2" ] || { echo "gh: notes file $2 missing" >&2; exit 1; }; shift 2 ;;
-    --*) shift ;;
-    *) [ -f "$1" ] || { echo "gh: asset $1 missing" >&2; exit 1; }
-       cp "$1" "$GH_STANDIN_DIR/assets/"; shift ;;
-  esac
-done
-echo "https://github.com/$GITHUB_REPOSITORY/releases/tag/$tag"
+case "$command" in
+  "release create")
+    tag="$1"; shift
+    mkdir -p "$GH_STANDIN_DIR/assets"
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --title) shift 2 ;;
+        --notes-file) [ -f "$2" ] || { echo "gh: notes file $2 missing" >&2; exit 1; }; shift 2 ;;
+        --*) shift ;;
+        *) [ -f "$1" ] || { echo "gh: asset $1 missing" >&2; exit 1; }
+           cp "$1" "$GH_STANDIN_DIR/assets/"; shift ;;
+      esac
+    done
+    echo "https://github.com/$GITHUB_REPOSITORY/releases/tag/$tag" ;;
+  "pr create")
+    head=""
+    while [ $# -gt 0 ]; do
+      case "$1" in
+        --head) head="$2"; shift 2 ;;
+        --title|--body) shift 2 ;;
+        *) shift ;;
+      esac
+    done
+    git ls-remote --exit-code --heads origin "$head" > /dev/null \\
+      || { echo "gh: branch $head is not on the remote" >&2; exit 1; }
+    echo "https://github.com/$GITHUB_REPOSITORY/pull/1" ;;
+  *) echo "gh stand-in: unsupported: $command $*" >&2; exit 2 ;;
+esac
 """
+
+
+def gh_standin(directory: Path) -> Path:
+    directory.mkdir()
+    (directory / "gh").write_text(GH_STANDIN)
+    (directory / "gh").chmod(0o755)
+    return directory
 
 
 def _remote_md5s(remote: Path) -> set[str]:
@@ -399,10 +423,7 @@ def test_delivery_main_then_release(
 
     # A version tag: the whole CI again, then the release job.
     git(project, "tag", "v1.0.0")
-    gh_bin = tmp_path / "gh-standin"
-    gh_bin.mkdir()
-    (gh_bin / "gh").write_text(GH_STANDIN)
-    (gh_bin / "gh").chmod(0o755)
+    gh_bin = gh_standin(tmp_path / "gh-standin")
     tag = run_act(
         project,
         "push",
@@ -461,6 +482,69 @@ def test_scheduled_monitoring(
     assert ok, run.describe()
     assert "Poe => python -m" in run.log and " monitor " in run.log
     assert (run.artifacts / "drift-report" / "drift.json").is_file()
+
+
+@pytest.mark.parametrize("ci_variant", [_param(CD_VARIANT)])
+def test_scheduled_template_update_opens_a_pull_request(
+    ci_variant, generated_projects, template_releases, offline_uv_env, record_ci_run, tmp_path
+):
+    """template-update.yml on its schedule, with a token: a real `copier update` to v2.0.0 on a
+    branch pushed to the repository's remote; only the pull request call (`gh pr create`)
+    meets a stand-in, which checks that the branch arrived."""
+    origin = clone(generated_projects(ci_variant), tmp_path / "origin")
+    generated_from_release(origin, template_releases, "v1.0.0")
+    project = clone(origin, tmp_path / "checkout")
+    gh_bin = gh_standin(tmp_path / "gh-standin")
+    payload = push_event(project, "refs/heads/main")
+    run = run_act(
+        project,
+        "schedule",
+        {"schedule": "41 6 * * 1", "repository": payload["repository"]},
+        tmp_path / "act",
+        offline_uv_env,
+        workflow="template-update.yml",
+        env={"GH_STANDIN_DIR": str(gh_bin)},
+        path_prepend=gh_bin,
+        secrets={"TEMPLATE_UPDATE_TOKEN": "local-act-token"},
+    )
+    ok = run.returncode == 0 and run.job_results.get("template-update") == "success"
+    record_ci_run(
+        ci_variant.id,
+        PROVIDER,
+        ["schedule (template-update.yml): " + ", ".join(run.job_results)],
+        [*run.substituted, "gh pr create (recorded by a stand-in)"],
+        "passed" if ok else "FAILED",
+    )
+    assert ok, run.describe()
+    assert re.search(r"template update: https://github.com/\S+/pull/1", run.log), run.describe()
+    calls = (gh_bin / "calls.log").read_text()
+    assert calls.startswith("pr create --head template-update/2.0.0 "), calls
+    # The branch on the remote holds the update: the v2 change arrived, the answers moved on.
+    branch = "template-update/2.0.0"
+    show = ["git", "-C", str(origin), "show"]
+    hooks = subprocess.run(
+        [*show, f"{branch}:.pre-commit-config.yaml"], capture_output=True, text=True
+    )
+    assert hooks.stdout.startswith(TEMPLATE_V2_NOTE), hooks.stdout[:200]
+    answers = subprocess.run(
+        [*show, f"{branch}:.copier-answers.yml"], capture_output=True, text=True
+    )
+    assert "_commit: v2.0.0" in answers.stdout
+    # A second run finds the branch and does not open a second pull request.
+    again = run_act(
+        clone(origin, tmp_path / "checkout-again"),
+        "schedule",
+        {"schedule": "41 6 * * 1", "repository": payload["repository"]},
+        tmp_path / "act-again",
+        offline_uv_env,
+        workflow="template-update.yml",
+        env={"GH_STANDIN_DIR": str(gh_bin)},
+        path_prepend=gh_bin,
+        secrets={"TEMPLATE_UPDATE_TOKEN": "local-act-token"},
+    )
+    assert again.returncode == 0, again.describe()
+    assert f"{branch} already exists" in again.log, again.describe()
+    assert (gh_bin / "calls.log").read_text() == calls
 
 
 # ---------------------------------------------------------------------------------------------

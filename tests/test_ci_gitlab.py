@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, clone, render
+from tests.conftest import REPO_ROOT, clone, generated_from_release, render
 from tests.covering import covering_variants
 from tests.scenarios import SCENARIOS
 from tests.variants import answer_space
@@ -371,15 +371,23 @@ def test_tag_pipeline_packages_release(
 
 
 @pytest.mark.parametrize("gitlab_variant", [_param(PIPELINE_VARIANT)])
-def test_schedule_pipeline_monitors_drift(
-    gitlab_variant, generated_projects, tmp_path, gitlab_ci_local, job_env, record_ci_run
+def test_schedule_pipeline_monitors_drift_and_checks_template_updates(
+    gitlab_variant,
+    generated_projects,
+    template_releases,
+    tmp_path,
+    gitlab_ci_local,
+    job_env,
+    record_ci_run,
 ):
     project = clone(generated_projects(gitlab_variant), tmp_path / "clone")
+    generated_from_release(project, template_releases, "v1.0.0")  # v2.0.0 is out
     variables = _variables(
         project, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_NAME="main", CI_PIPELINE_SOURCE="schedule"
     )
-    assert selected_jobs(gitlab_ci_local, project, job_env, variables) == {"drift-monitoring"}
-    # The whole pipeline: its rules leave only drift-monitoring.
+    scheduled = {"drift-monitoring", "template-update"}
+    assert selected_jobs(gitlab_ci_local, project, job_env, variables) == scheduled
+    # The whole pipeline: its rules leave only the scheduled jobs.
     code, log = run_pipeline(gitlab_ci_local, project, [], job_env, variables)
     result = "passed"
     try:
@@ -395,12 +403,19 @@ def test_schedule_pipeline_monitors_drift(
             / "drift.json"
         )
         assert json.loads(drift.read_text())["drift_detected"] is False
+        assert _ran_and_passed(log, "template-update"), _tail(log)
+        assert "version 2.0.0 is available" in log, _tail(log)
+        assert "set GITLAB_TOKEN to let CI do it" in log, _tail(log)
     except AssertionError:
         result = "FAILED"
         raise
     finally:
         record_ci_run(
-            gitlab_variant.id, "gitlab", ["drift-monitoring (schedule)"], [SHELL_EXECUTOR], result
+            gitlab_variant.id,
+            "gitlab",
+            ["drift-monitoring, template-update (schedule)"],
+            [SHELL_EXECUTOR],
+            result,
         )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, clone, render
+from tests.conftest import REPO_ROOT, clone, generated_from_release, render
 from tests.covering import covering_variants
 from tests.scenarios import SCENARIOS
 
@@ -297,10 +297,11 @@ def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, re
 
 
 @pytest.mark.parametrize("jvariant", [_param(MAIN_VARIANT)])
-def test_nightly_timer_monitors(
-    jvariant, generated_projects, offline_uv_env, tmp_path, record_ci_run
+def test_nightly_timer_monitors_and_checks_template_updates(
+    jvariant, generated_projects, template_releases, offline_uv_env, tmp_path, record_ci_run
 ):
-    project = generated_projects(jvariant)
+    project = clone(generated_projects(jvariant), tmp_path / "project")
+    generated_from_release(project, template_releases, "v1.0.0")  # v2.0.0 is out
     workspace = jenkins_checkout(project, tmp_path / "workspace", branch="main")
     summary, log = run_harness(
         workspace,
@@ -317,7 +318,7 @@ def test_nightly_timer_monitors(
     )
     assert summary["result"] == "SUCCESS", tail(log)
     # Install has no `when` (it sets up uv for Monitor); every other stage but Monitor is skipped.
-    assert summary["stages_run"] == ["Install", "Monitor"], summary["stages"]
+    assert summary["stages_run"] == ["Install", "Monitor", "Template update"], summary["stages"]
     assert [s["script"] for s in summary["sh"] if s["stage"] == "Monitor"] == [
         "uv run poe pipeline",
         "uv run poe monitor",
@@ -325,6 +326,9 @@ def test_nightly_timer_monitors(
     assert all(s["exit"] == 0 for s in summary["sh"] if s["stage"] == "Monitor")
     drift = next(r for r in summary["recorded"] if "drift.json" in r["step"])
     assert "1 file(s) found" in drift["note"], drift
+    update = next(s for s in summary["sh"] if s["stage"] == "Template update")
+    assert update["script"] == "uv run poe template-update" and update["exit"] == 0, update
+    assert "version 2.0.0 is available" in log, tail(log)
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

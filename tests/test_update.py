@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, TEMPLATE_PARTS, clone, generate_project
+from tests.conftest import clone, copy_template, generate_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
 
@@ -44,12 +43,7 @@ def copier_update(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def release_v1(repo: Path) -> None:
-    for part in TEMPLATE_PARTS:
-        source = REPO_ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, repo / part)
+    copy_template(repo)
     git("init", "--quiet", "--initial-branch=main", cwd=repo)
     git("add", "--all", cwd=repo)
     git("commit", "--quiet", "-m", "Release v1", cwd=repo)

@@ -19,6 +19,8 @@ import urllib.parse
 import urllib.request
 
 COPIER = ["uvx", "--from", "copier>=9.4,<10", "copier"]
+# CI checkouts have no git identity; the update commit is signed off as this bot.
+BOT = ["git", "-c", "user.name=template-update", "-c", "user.email=template-update@localhost"]
 
 
 def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -37,9 +39,19 @@ def newer_version() -> str | None:
 def provider(env: dict[str, str]) -> str:
     if env.get("GITHUB_ACTIONS") == "true":
         return "github"
-    if env.get("GITLAB_CI") == "true":
+    if env.get("CI_API_V4_URL"):  # GitLab's API, where the merge request is opened
         return "gitlab"
     return "jenkins" if env.get("JENKINS_URL") else "local"
+
+
+def push_remote(kind: str, env: dict[str, str]) -> str:
+    """Where the branch goes: GitLab's job token cannot push, so GitLab pushes with GITLAB_TOKEN."""
+    if kind != "gitlab":
+        return "origin"
+    return (
+        f"{env.get('CI_SERVER_PROTOCOL', 'https')}://oauth2:{env['GITLAB_TOKEN']}@"
+        f"{env['CI_SERVER_HOST']}/{env['CI_PROJECT_PATH']}.git"
+    )
 
 
 def open_request(kind: str, branch: str, title: str, body: str, env: dict[str, str]) -> str:
@@ -77,11 +89,15 @@ def main(env: dict[str, str] = os.environ) -> int:
         )
         return 0
     branch = f"template-update/{version}"
+    remote = push_remote(kind, env)
+    if run("git", "ls-remote", "--exit-code", "--heads", remote, branch, check=False).returncode == 0:
+        print(f"template update: {branch} already exists; review its pull/merge request")
+        return 0
     run("git", "switch", "--create", branch)
     run(*COPIER, "update", "--trust", "--defaults")
     run("git", "add", "--all")
-    run("git", "commit", "--no-verify", "-m", f"Update to template {version}")
-    run("git", "push", "--force", "origin", branch)
+    run(*BOT, "commit", "--no-verify", "-m", f"Update to template {version}")
+    run("git", "push", remote, branch)
     body = (
         f"Template release {version}: review the diff, resolve any conflict markers, "
         "and merge when CI is green."
