@@ -20,7 +20,15 @@ import os
 
 from allpairspy import AllPairs
 
-from tests.variants import QUESTIONS, STRUCTURAL, Variant, answer_space, choice_values
+from tests.variants import (
+    QUESTIONS,
+    STRUCTURAL,
+    Variant,
+    answer_space,
+    asked,
+    choice_values,
+    rejected,
+)
 
 PROVIDERS = choice_values(QUESTIONS["ci_providers"])
 OTHERS = [name for name in STRUCTURAL if name != "ci_providers"]
@@ -31,6 +39,7 @@ PYTORCH_PYTHON = "3.11"
 
 def _variant(providers: list[str], choices: dict, index: int) -> Variant:
     answers = {"ci_providers": tuple(providers), **choices}
+    answers = {k: v for k, v in answers.items() if asked(k, answers)}
     versions = answer_space("python_version")
     answers["python_version"] = (
         PYTORCH_PYTHON
@@ -96,10 +105,13 @@ def covering_variants() -> list[Variant]:
 def _pairwise_variants() -> list[Variant]:
     factors = [[True, False]] * len(PROVIDERS) + [answer_space(name) for name in OTHERS]
 
-    def some_provider(row: list) -> bool:
-        return len(row) < len(PROVIDERS) or any(row[: len(PROVIDERS)])
+    def allowed(row: list) -> bool:
+        """At least one provider, and no combination a validator rejects."""
+        if len(row) >= len(PROVIDERS) and not any(row[: len(PROVIDERS)]):
+            return False
+        return not rejected(dict(zip(OTHERS, row[len(PROVIDERS) :], strict=False)))
 
-    rows = [list(row) for row in AllPairs(factors, filter_func=some_provider)]
+    rows = [list(row) for row in AllPairs(factors, filter_func=allowed)]
     defaults = [answer_space(name)[0] for name in OTHERS]
     for chosen in [[p] for p in PROVIDERS] + [PROVIDERS]:
         flags = [p in chosen for p in PROVIDERS]

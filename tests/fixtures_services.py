@@ -353,3 +353,60 @@ def docker_env(
         "REGISTRY": local_registry,
         "DOCKER_BUILD_FLAGS": " ".join(flags),
     }
+
+
+@pytest.fixture(scope="session")
+def ssh_host(docker_daemon: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A deployment host: Debian's OpenSSH server on 127.0.0.1:<free port>, accepting a key made
+    here, whose sessions use the test's Docker daemon (as a real host's sessions use its own).
+
+    Returns the settings a generated project's `poe deploy` reads: DEPLOY_HOST, DEPLOY_SSH_PORT,
+    DEPLOY_SSH_KEY, DEPLOY_SSH_KNOWN_HOSTS and DEPLOY_DIR (a temporary base directory for the
+    environments' directories instead of the login user's home).
+    """
+    _require_root("the SSH deployment host (sshd)")
+    tools = _require("ssh-keygen", "docker-compose")
+    sshd = Path("/usr/sbin/sshd")
+    if not sshd.is_file():
+        pytest.skip(f"deployment tests need openssh-server: {INSTALL_HINT}")
+    root = Path(tempfile.mkdtemp(prefix="mlops-sshd-", dir="/tmp"))
+    for name in ("host_key", "client_key"):
+        subprocess.run(
+            [tools["ssh-keygen"], "-q", "-t", "ed25519", "-N", "", "-f", str(root / name)],
+            check=True,
+        )
+    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+    port = free_port()
+    docker_path = f"{DOCKER_CLIENT.parent}:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    (root / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root / 'host_key'}\n"
+        f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        f"SetEnv DOCKER_HOST={docker_daemon['DOCKER_HOST']} PATH={docker_path}\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    log = root / "sshd.log"
+    process = subprocess.Popen(
+        [str(sshd), "-D", "-e", "-f", str(root / "sshd_config"), "-E", str(log)]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"sshd did not start on port {port}:\n{_tail(log)}")
+            time.sleep(0.2)
+        host_key = (root / "host_key.pub").read_text().split()
+        (root / "environments").mkdir()
+        yield {
+            "DEPLOY_HOST": "root@127.0.0.1",
+            "DEPLOY_SSH_PORT": str(port),
+            "DEPLOY_SSH_KEY": (root / "client_key").read_text(),
+            "DEPLOY_SSH_KNOWN_HOSTS": f"[127.0.0.1]:{port} {host_key[0]} {host_key[1]}",
+            "DEPLOY_DIR": str(root / "environments"),
+        }
+    finally:
+        _stop(process)
+        shutil.rmtree(root, ignore_errors=True)

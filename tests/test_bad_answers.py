@@ -38,6 +38,10 @@ BAD_ANSWERS: dict[str, list[tuple[object, dict, str]]] = {
         ("a@b", {}, "expected something like name@example.com"),
     ],
     "ci_providers": [([], {}, "choose at least one of github, gitlab, jenkins")],
+    "deploy_target": [
+        ("ssh", {"use_docker": False}, "needs use_docker=true and serving=fastapi, or choose none"),
+        ("kubernetes", {"serving": "none"}, "deploys the API image"),
+    ],
     "dvc_remote_url": [
         ("gs://bucket/path", {"dvc_remote": "s3"}, "does not match dvc_remote 's3'"),
         ("s3://", {"dvc_remote": "s3"}, "expected a URL like s3://bucket-or-host/path"),
@@ -69,7 +73,9 @@ def test_bad_answer_is_rejected_with_a_clear_message(
     assert not dst.exists() or not any(dst.iterdir()), "a rejected answer must write nothing"
 
 
-@pytest.mark.parametrize("name", ["ml_framework", "dvc_remote", "serving", "license"])
+@pytest.mark.parametrize(
+    "name", ["ml_framework", "dvc_remote", "serving", "license", "deploy_target"]
+)
 def test_answer_outside_the_choices_is_rejected(name, template_src, tmp_path):
     dst = tmp_path / "project"
     with pytest.raises(ValueError, match="Invalid choice|Validation error"):

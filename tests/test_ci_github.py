@@ -149,6 +149,7 @@ def run_act(
     job: str | None = None,
     env: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
+    variables: dict[str, str] | None = None,
     path_prepend: Path | None = None,
     cache_dir: Path | None = None,
 ) -> ActRun:
@@ -194,6 +195,8 @@ def run_act(
         command += ["--env", f"{key}={value}"]
     for key, value in (secrets or {}).items():
         command += ["-s", f"{key}={value}"]
+    for key, value in (variables or {}).items():
+        command += ["--var", f"{key}={value}"]
     process_env = {k: v for k, v in os.environ.items() if k not in offline_uv_env}
     if path_prepend:
         process_env["PATH"] = f"{path_prepend}{os.pathsep}{process_env['PATH']}"

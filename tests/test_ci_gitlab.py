@@ -34,7 +34,7 @@ import yaml
 from tests.conftest import REPO_ROOT, clone, generated_from_release, render
 from tests.covering import covering_variants
 from tests.scenarios import SCENARIOS
-from tests.variants import answer_space
+from tests.variants import answer_space, effective_answer
 
 GITLAB_CI_LOCAL = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
 CHECK_JSONSCHEMA = REPO_ROOT / ".venv" / "bin" / "check-jsonschema"
@@ -65,6 +65,10 @@ OVERRIDDEN = (
     "CI_COMMIT_TAG",
     "CI_PIPELINE_SOURCE",
 )
+
+
+def _deploys(variant) -> bool:
+    return effective_answer(variant.data, "deploy_target") != "none"
 
 
 def _param(variant, *extra):
@@ -295,9 +299,10 @@ def test_default_branch_pipeline_pushes_to_dvc_remote(
         project, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_NAME="main", CI_PIPELINE_SOURCE="push"
     )
     use_docker = gitlab_variant.data["use_docker"]
+    deploys = _deploys(gitlab_variant)
     assert selected_jobs(gitlab_ci_local, project, job_env, variables) == {"validate"} | (
         {"docker-image"} if use_docker else set()
-    )
+    ) | ({"deploy-staging"} if deploys else set())
     code, log = run_pipeline(gitlab_ci_local, project, ["validate"], job_env, variables)
     jobs, recorded, result = ["validate (main, poe push)"], [SHELL_EXECUTOR], "passed"
     try:
@@ -339,7 +344,9 @@ def test_tag_pipeline_packages_release(
         "validate",
         "package-release",
         "publish-release",
-    } | ({"docker-image"} if use_docker else set())
+    } | ({"docker-image"} if use_docker else set()) | (
+        {"deploy-production"} if _deploys(gitlab_variant) else set()
+    )
     code, log = run_pipeline(
         gitlab_ci_local, project, ["validate", "package-release"], job_env, variables, unset
     )

@@ -27,6 +27,7 @@ import yaml
 from tests.conftest import REPO_ROOT, clone, generated_from_release, render
 from tests.covering import covering_variants
 from tests.scenarios import SCENARIOS
+from tests.variants import effective_answer
 
 HARNESS_DIR = Path(__file__).parent / "jenkins"
 GROOVY = shutil.which("groovy")
@@ -125,9 +126,12 @@ def run_harness(
     causes: list[str] | None = None,
     dry_run: bool = False,
     jenkinsfile: Path | None = None,
+    credentials: dict | None = None,
 ) -> tuple[dict, str]:
+    """Run the Jenkinsfile; credentials the test gives (real ones, e.g. a deploy key made by
+    the test) are added to fake values for every other credential ID the file reads."""
     jenkinsfile = jenkinsfile or workspace / "Jenkinsfile"
-    credentials = fake_credentials(jenkinsfile.read_text())
+    credentials = {**fake_credentials(jenkinsfile.read_text()), **(credentials or {})}
     if not dry_run and "GIT_COMMIT" not in context:
         context = {**context, "GIT_COMMIT": _git(workspace, "rev-parse", "HEAD")}
     config = {
@@ -247,7 +251,11 @@ def test_main_branch_publishes(
         summary["result"],
     )
     assert summary["result"] == "SUCCESS", tail(log)
-    assert summary["stages_run"] == ["Install", "CI", "Publish"], summary["stages"]
+    deploys = effective_answer(jvariant.data, "deploy_target")
+    expected = ["Install", "CI", "Publish"] + (["Deploy staging"] if deploys != "none" else [])
+    assert summary["stages_run"] == expected, summary["stages"]
+    if deploys != "none":  # no settings configured: the stage says which, and passes
+        assert "deploy staging skipped: set DEPLOY_HOST, DEPLOY_SSH_KEY, DEPLOY_URL" in log
     assert summary["triggers"] == ["cron('H 5 * * *')"]
     assert_docker_not_run(summary, jvariant)
     publish = stage(summary, "Publish")
@@ -288,7 +296,10 @@ def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, re
         summary["result"],
     )
     assert summary["result"] == "SUCCESS", tail(log)
-    assert summary["stages_run"] == ["Install", "CI", "Publish", "Release"], summary["stages"]
+    deploys = effective_answer(jvariant.data, "deploy_target")
+    expected = ["Install", "CI", "Publish", "Release"]
+    expected += ["Deploy production"] if deploys != "none" else []
+    assert summary["stages_run"] == expected, summary["stages"]
     card = workspace / "dist" / "release" / "MODEL_CARD.md"
     assert card.is_file(), tail(log)
     assert "v1.0.0" in card.read_text()
@@ -319,8 +330,10 @@ def test_nightly_timer_monitors_and_checks_template_updates(
     assert summary["result"] == "SUCCESS", tail(log)
     # Install has no `when` (it sets up uv for Monitor); every other stage but Monitor is skipped.
     assert summary["stages_run"] == ["Install", "Monitor", "Template update"], summary["stages"]
+    deploys = effective_answer(jvariant.data, "deploy_target")
     assert [s["script"] for s in summary["sh"] if s["stage"] == "Monitor"] == [
         "uv run poe pipeline",
+        *(["uv run poe fetch-traffic production"] if deploys != "none" else []),
         "uv run poe monitor",
     ]
     assert all(s["exit"] == 0 for s in summary["sh"] if s["stage"] == "Monitor")

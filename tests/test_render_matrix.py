@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import render
+from tests.variants import effective_answer
 
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
@@ -33,6 +34,7 @@ def expected_files(answers: dict) -> dict[str, bool]:
     """Files whose presence depends on the answers: path -> whether it must exist."""
     pkg = answers.get("package_name", "my_model")
     providers = answers["ci_providers"]
+    deploy = effective_answer(answers, "deploy_target")
     return {
         "Dockerfile": answers["use_docker"],
         ".dockerignore": answers["use_docker"],
@@ -44,6 +46,13 @@ def expected_files(answers: dict) -> dict[str, bool]:
         ".github/workflows/ci.yml": "github" in providers,
         ".gitlab-ci.yml": "gitlab" in providers,
         "Jenkinsfile": "jenkins" in providers,
+        ".github/workflows/template-update.yml": "github" in providers,
+        ".github/workflows/deploy.yml": "github" in providers and deploy != "none",
+        "scripts/deploy.py": deploy != "none",
+        "deploy/smoke-request.json": deploy != "none",
+        "deploy/compose.yaml": deploy == "ssh",
+        "deploy/kubernetes/base/kustomization.yaml": deploy == "kubernetes",
+        "deploy/kubernetes/overlays/production/kustomization.yaml": deploy == "kubernetes",
     }
 
 

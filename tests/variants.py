@@ -4,6 +4,8 @@ Structural questions (those with choices, or booleans, that change which files a
 are combined in full; a multiselect contributes every non-empty subset of its choices.
 Value-only questions only substitute text, so their values are cycled across the renders to
 make every value appear without multiplying the matrix; `--exhaustive` combines them too.
+A question whose `when` is false for a combination is not asked, so it is left out of that
+variant (Copier uses its default) and the combinations that differ only in it collapse.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import yaml
 
 COPIER_YML = Path(__file__).resolve().parents[1] / "copier.yml"
@@ -72,22 +75,54 @@ class Variant:
         return "-".join(str(p) for p in parts)
 
 
+def asked(name: str, answers: dict[str, Any]) -> bool:
+    """Whether Copier asks the question given the other answers (its `when`)."""
+    when = QUESTIONS[name].get("when", True)
+    if not isinstance(when, str):
+        return bool(when)
+    rendered = jinja2.Environment().from_string(when).render(**answers)
+    return rendered.strip().lower() in ("true", "1", "yes", "y", "on")
+
+
+def effective_answer(answers: dict[str, Any], name: str) -> Any:
+    """The answer a render with these answers gets: the given one, or the question's default."""
+    if name in answers:
+        return answers[name]
+    default = QUESTIONS[name].get("default")
+    if isinstance(default, str) and "{" in default:
+        return jinja2.Environment().from_string(default).render(**answers)
+    return default
+
+
+def rejected(answers: dict[str, Any]) -> bool:
+    """Whether a validator of one of these questions rejects this combination of answers."""
+    for name in answers:
+        validator = QUESTIONS[name].get("validator")
+        if validator and jinja2.Environment().from_string(validator).render(**answers).strip():
+            return True
+    return False
+
+
 def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
 def variants(exhaustive: bool = False) -> list[Variant]:
     names = list(STRUCTURAL) + (list(VALUE_ONLY) if exhaustive else [])
-    combos = itertools.product(*(answer_space(name) for name in names))
-    result = []
-    for index, combo in enumerate(combos):
+    result, seen = [], set()
+    for combo in itertools.product(*(answer_space(name) for name in names)):
         answers = dict(zip(names, combo, strict=True))
+        answers = {k: v for k, v in answers.items() if asked(k, answers)}
+        key = tuple((k, _freeze(v)) for k, v in answers.items())
+        if key in seen:
+            continue
+        seen.add(key)
         if not exhaustive:
             # Cycle each value-only question at its own pace, so their values also pair up.
             stride = 1
             for name in VALUE_ONLY:
                 space = answer_space(name)
-                answers[name] = space[(index // stride) % len(space)]
+                answers[name] = space[(len(result) // stride) % len(space)]
                 stride *= len(space)
         result.append(Variant(tuple((k, _freeze(v)) for k, v in answers.items())))
     return result

@@ -90,7 +90,8 @@ def main(env: dict[str, str] = os.environ) -> int:
         return 0
     branch = f"template-update/{version}"
     remote = push_remote(kind, env)
-    if run("git", "ls-remote", "--exit-code", "--heads", remote, branch, check=False).returncode == 0:
+    exists = run("git", "ls-remote", "--exit-code", "--heads", remote, branch, check=False)
+    if exists.returncode == 0:
         print(f"template update: {branch} already exists; review its pull/merge request")
         return 0
     run("git", "switch", "--create", branch)

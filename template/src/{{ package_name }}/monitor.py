@@ -71,12 +71,24 @@ def drift_report(
     }
 
 
+def load_batch(path: Path) -> pd.DataFrame:
+    """A CSV file of feature rows, or a directory of the API's prediction logs (live traffic)."""
+    from .data import load_dataset
+    from .schema import validate
+    from .traffic import load_traffic
+
+    if not path.is_dir():
+        return load_dataset(path, require_target=False)
+    traffic = load_traffic(path)
+    if traffic.empty:
+        raise FileNotFoundError(f"no prediction logs under {path}")
+    return validate(traffic, source=str(path), require_target=False)
+
+
 def monitor(
     reference_path: Path, batch_path: Path, report_path: Path, params: dict[str, Any]
 ) -> dict[str, Any]:
-    from .data import load_dataset
-
-    batch = load_dataset(batch_path, require_target=False)
+    batch = load_batch(Path(batch_path))
     reference = json.loads(Path(reference_path).read_text())
     report = drift_report(reference, batch, params["psi_threshold"], params["max_drifted_share"])
     report_path = Path(report_path)

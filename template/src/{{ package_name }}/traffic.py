@@ -1,0 +1,81 @@
+"""Live traffic for drift monitoring: a sampled log of the API's prediction inputs and outputs.
+
+The API appends a sample of its requests (PREDICTION_LOG_SAMPLE_RATE, default 10%) to one JSON
+Lines file per UTC day in PREDICTION_LOG_DIR, and deletes files older than
+PREDICTION_LOG_RETENTION_DAYS (default 30). Logging is off when PREDICTION_LOG_DIR is unset.
+Only the model's features and its answer are kept (no client address, no headers), so the log
+holds exactly what the model was shown; if features are personal data, see docs/deployment.md.
+
+The scheduled drift job reads these files (`monitor data/traffic`): drift is then measured on
+what the model really sees, not only on new training data.
+"""
+
+import json
+import random
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+_FILE_PREFIX = "predictions-"
+
+
+class PredictionLog:
+    def __init__(
+        self,
+        directory: Path,
+        sample_rate: float = 0.1,
+        retention_days: int = 30,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not 0.0 <= sample_rate <= 1.0:
+            raise ValueError(f"sample rate {sample_rate} is not between 0 and 1")
+        self.directory = Path(directory)
+        self.sample_rate = sample_rate
+        self.retention = timedelta(days=retention_days)
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._pruned_on: str | None = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def record(
+        self,
+        rows: Sequence[dict[str, float]],
+        predictions: Iterable[dict[str, Any]],
+        now: datetime | None = None,
+    ) -> int:
+        """Append the sampled rows of one request; returns how many were kept."""
+        now = now or datetime.now(timezone.utc)  # noqa: UP017 (UTC alias: 3.11+)
+        kept = [
+            {"time": now.isoformat(), "features": row, **prediction}
+            for row, prediction in zip(rows, predictions, strict=True)
+            if self._rng.random() < self.sample_rate
+        ]
+        day = now.strftime("%Y-%m-%d")
+        with self._lock:
+            if kept:
+                path = self.directory / f"{_FILE_PREFIX}{day}.jsonl"
+                with path.open("a", encoding="utf-8") as f:
+                    f.writelines(json.dumps(record) + "\n" for record in kept)
+            if self._pruned_on != day:
+                self._prune(now)
+                self._pruned_on = day
+        return len(kept)
+
+    def _prune(self, now: datetime) -> None:
+        oldest = (now - self.retention).strftime("%Y-%m-%d")
+        for path in self.directory.glob(f"{_FILE_PREFIX}*.jsonl"):
+            if path.stem.removeprefix(_FILE_PREFIX) < oldest:
+                path.unlink(missing_ok=True)
+
+
+def load_traffic(directory: Path) -> pd.DataFrame:
+    """The logged feature rows of every file under directory, oldest first."""
+    rows = []
+    for path in sorted(Path(directory).rglob(f"{_FILE_PREFIX}*.jsonl")):
+        with path.open(encoding="utf-8") as f:
+            rows.extend(json.loads(line)["features"] for line in f if line.strip())
+    return pd.DataFrame(rows)

