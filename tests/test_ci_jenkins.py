@@ -127,6 +127,7 @@ def run_harness(
     dry_run: bool = False,
     jenkinsfile: Path | None = None,
     credentials: dict | None = None,
+    unavailable: dict[str, str] | None = None,
 ) -> tuple[dict, str]:
     """Run the Jenkinsfile; credentials the test gives (real ones, e.g. a deploy key made by
     the test) are added to fake values for every other credential ID the file reads."""
@@ -141,7 +142,9 @@ def run_harness(
         "causes": causes or ["BranchEventCause"],
         "baseEnv": {**os.environ, **(env or {})},
         "credentials": credentials,
-        "unavailable": NO_DOCKER,  # the suite has no Docker daemon yet
+        # Tools whose `sh` steps are recorded as not run: docker, unless the test gives the
+        # pipeline a daemon (the deployment tests do, through DOCKER_HOST in env).
+        "unavailable": NO_DOCKER if unavailable is None else unavailable,
         "dryRun": dry_run,
     }
     config_file = workspace.parent / f"{workspace.name}-harness.json"
@@ -300,6 +303,10 @@ def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, re
     expected = ["Install", "CI", "Publish", "Release"]
     expected += ["Deploy production"] if deploys != "none" else []
     assert summary["stages_run"] == expected, summary["stages"]
+    if deploys != "none":  # behind an approval, then skipped for want of settings
+        approval = next(r for r in summary["recorded"] if r["step"].startswith("input("))
+        assert approval["stage"] == "Deploy production", approval
+        assert "deploy production skipped: set DEPLOY_HOST" in log
     card = workspace / "dist" / "release" / "MODEL_CARD.md"
     assert card.is_file(), tail(log)
     assert "v1.0.0" in card.read_text()

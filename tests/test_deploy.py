@@ -1,11 +1,18 @@
-"""Deployment: the generated `poe deploy`, `smoke-test`, `rollback` and `fetch-traffic` tasks.
+"""Deployment: the generated `poe deploy`, `smoke-test`, `rollback` and `fetch-traffic` tasks,
+and each CI provider's pipeline that calls them.
 
 - `ssh` target, for real: Debian's OpenSSH server on 127.0.0.1 (a key made by the test) in
-  front of the test's Docker daemon and Docker Compose. The project's image is built and pushed
-  to the local registry, deployed to staging and smoke-tested; the API's sampled prediction
-  log is fetched and measured for drift; then a deliberately broken image is deployed, fails
-  its smoke test and is rolled back automatically while the previous version answers again;
-  finally a manual `poe rollback` goes back one release.
+  front of the test's Docker daemon and Docker Compose, images in a local registry. Directly
+  with the tasks: deploy and smoke test; the API's sampled prediction log fetched and measured
+  for drift; a deliberately broken image deployed, failing its smoke test and rolled back
+  automatically while the previous version answers again; a manual `poe rollback`.
+- Each provider's pipeline on main, run locally as in tests/test_ci_*.py: GitHub's cd.yml with
+  act (validate, image, deploy-staging; the REGISTRY variable points at the local registry
+  instead of GHCR); the Jenkinsfile's stages through to Deploy staging, Image and Publish on the
+  test's daemon and registry; GitLab's deploy-staging with gitlab-ci-local (its docker-image
+  job is not run: its docker:dind service image is on Docker Hub, so the test pushes the images
+  under the job's names). Each deploys a good commit, then a commit whose image cannot start:
+  the deployment is rolled back, the pipeline fails, and the good version answers again.
 - `kubernetes` target: each overlay (and the wrapper the deploy script applies) builds with
   kustomize and validates offline against the Kubernetes schemas (kubernetes-validate).
   Applying to a cluster is NOT run here: no Kubernetes cluster is reachable on these machines.
@@ -121,7 +128,7 @@ def images(generated_projects, docker_env, offline_uv_env, tmp_path_factory) -> 
 
 
 def _publish(env: dict[str, str], image: str, name: str) -> None:
-    """Put image in the registry under another name (as CI's image job names it)."""
+    """Put image in the registry under another name too (a second release of it)."""
     for command in (["pull", image], ["tag", image, name], ["push", name], ["image", "rm", name]):
         _ok(_run(["docker", *command], Path("/"), env))
 
@@ -383,6 +390,11 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
         run_pipeline,
     )
 
+    """The default-branch pipeline's deploy-staging job. Its docker-image job is not run: its
+    docker:dind service is an image from Docker Hub (unreachable here), and gitlab-ci-local
+    starts services even in the shell executor. The images it would push are put in the local
+    registry under its name, $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA, by the `images` fixture
+    (built with the same `poe docker-build`)."""
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
     env = {**os.environ, **docker_env}
     registry_image = f"{docker_env['REGISTRY']}/my-model"
@@ -410,7 +422,7 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
         SSH_VARIANT.id,
         "gitlab",
         ["deploy-staging (main), then a broken image: rolled back"],
-        [SHELL_EXECUTOR],
+        [SHELL_EXECUTOR, "docker-image: not run (its docker:dind service needs Docker Hub)"],
         "passed" if good_ok and broken_failed else "FAILED",
     )
     assert good_ok, _tail(logs["good"])
@@ -420,22 +432,18 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
 
 
 @pytest.mark.xdist_group("deploy")
-def test_jenkins_deploy_stage_deploys_staging_and_rolls_back(
-    generated_projects, images, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
+def test_jenkins_pipeline_deploys_staging_and_rolls_back(
+    generated_projects, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
 ):
-    from tests.test_ci_jenkins import (
-        GROOVY,
-        jenkins_checkout,
-        run_harness,
-        shared_remote,
-        substituted,
-        tail,
-        use_dvc_remote,
-    )
+    """The Jenkinsfile on main, every stage for real with the test's Docker daemon: CI, Image
+    (poe docker-build), Publish (poe push, docker login and poe docker-push to the local
+    registry named by DOCKER_REGISTRY) and Deploy staging. Then a commit whose image is broken."""
+    from tests.test_ci_jenkins import GROOVY, jenkins_checkout, run_harness, substituted, tail
 
     if GROOVY is None:
         pytest.skip("groovy is not installed (scripts/install-ci-tools)")
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "project")
+    _own_dvc_remote(project, tmp_path / "dvc-remote")
     env = {**os.environ, **docker_env}
     registry = docker_env["REGISTRY"]
     properties = {  # the controller's environment properties (the others serve both stages)
@@ -450,19 +458,16 @@ def test_jenkins_deploy_stage_deploys_staging_and_rolls_back(
     }
     credentials = {"staging-deploy-ssh-key": staging["DEPLOY_SSH_KEY"]}
     results, names = {}, {}
-    for label, image in (("good", images["good"]), ("broken", images["broken"])):
-        sha = _commit(project, f"{label} release")
+    for label in ("good", "broken"):
+        sha = _break_the_image(project) if label == "broken" else _commit(project, "v1")
         names[label] = f"{registry}/my-model:{sha[:12]}"  # the Jenkinsfile's IMAGE
-        _publish(env, image, names[label])
         workspace = jenkins_checkout(project, tmp_path / f"workspace-{label}", branch="main")
-        remote = tmp_path / f"remote-{label}"  # Publish pushes here, not to the shared remote
-        shutil.copytree(shared_remote(project), remote)
-        use_dvc_remote(workspace, remote)
         results[label] = run_harness(
             workspace,
             {"BRANCH_NAME": "main"},
-            env={**offline_uv_env, **properties},
+            env={**offline_uv_env, **docker_env, **properties},
             credentials=credentials,
+            unavailable={},
         )
     (good, good_log), (broken, broken_log) = results["good"], results["broken"]
     record_ci_run(
@@ -473,7 +478,9 @@ def test_jenkins_deploy_stage_deploys_staging_and_rolls_back(
         "passed" if good["result"] == "SUCCESS" and broken["result"] == "FAILURE" else "FAILED",
     )
     assert good["result"] == "SUCCESS", tail(good_log)
-    assert "Deploy staging" in good["stages_run"], good["stages"]
+    assert good["stages_run"] == ["Install", "CI", "Image", "Publish", "Deploy staging"]
+    docker_steps = [s for s in good["sh"] if "docker" in s["script"]]
+    assert docker_steps and all(s["exit"] == 0 for s in docker_steps), docker_steps
     assert f"{names['good']} is live" in good_log, tail(good_log)
     assert broken["result"] == "FAILURE", tail(broken_log)
     _assert_rolled_back(env, staging, names["good"], broken_log)

@@ -766,6 +766,13 @@ class PipelineHarness {
             }
         }
         log("[Pipeline] stage (${name})")
+        // A stage's `input` (an approval) needs a controller and a person: recorded, and the
+        // stage goes on as if approved.
+        s.options.findAll { it.name == 'input' }.each { Call c ->
+            def r = new Recorder()
+            delegateTo(c.args[0] as Closure, r)
+            recordStep(name, "input(${r.calls.join(', ')})", 'approval: recorded, taken as given')
+        }
         Map<String, String> stageEnv = [STAGE_NAME: s.name]
         env.push(stageEnv)
         Map previousStage = currentStage
