@@ -172,13 +172,29 @@ def docker_daemon() -> Iterator[dict[str, str]]:
                     capture_output=True,
                     timeout=60,
                 )
-            # Dangling images only: tagged ones and the build cache speed up the next session.
-            subprocess.run(
-                [tools["docker"], "image", "prune", "--force"],
+            # Keep what speeds up the next session (the base image, a bounded build cache) and
+            # nothing else: vfs copies every layer in full, so a cached data root would grow by
+            # gigabytes with each session's images.
+            images = subprocess.run(
+                [tools["docker"], "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
                 env={**os.environ, **env},
                 capture_output=True,
-                timeout=300,
-            )
+                text=True,
+                timeout=60,
+            ).stdout.split()
+            stale = [image for image in images if image != BASE_IMAGE_TAG]
+            for command in (
+                ["image", "rm", "--force", *stale] if stale else None,
+                ["image", "prune", "--force"],
+                ["builder", "prune", "--force", "--keep-storage", "3GB"],
+            ):
+                if command:
+                    subprocess.run(
+                        [tools["docker"], *command],
+                        env={**os.environ, **env},
+                        capture_output=True,
+                        timeout=600,
+                    )
         _stop(process)
         _remove_tree(root)  # sockets, exec root, and the data root unless it is cached
         if slot_lock:
