@@ -496,20 +496,25 @@ def test_scheduled_template_update_opens_a_pull_request(
     meets a stand-in, which checks that the branch arrived."""
     origin = clone(generated_projects(ci_variant), tmp_path / "origin")
     generated_from_release(origin, template_releases, "v1.0.0")
-    project = clone(origin, tmp_path / "checkout")
     gh_bin = gh_standin(tmp_path / "gh-standin")
-    payload = push_event(project, "refs/heads/main")
-    run = run_act(
-        project,
-        "schedule",
-        {"schedule": "41 6 * * 1", "repository": payload["repository"]},
-        tmp_path / "act",
-        offline_uv_env,
-        workflow="template-update.yml",
-        env={"GH_STANDIN_DIR": str(gh_bin)},
-        path_prepend=gh_bin,
-        secrets={"TEMPLATE_UPDATE_TOKEN": "local-act-token"},
-    )
+
+    def scheduled_run(name: str) -> ActRun:
+        """The weekly run, in a fresh checkout of origin."""
+        project = clone(origin, tmp_path / f"checkout-{name}")
+        payload = push_event(project, "refs/heads/main")
+        return run_act(
+            project,
+            "schedule",
+            {"schedule": "41 6 * * 1", "repository": payload["repository"]},
+            tmp_path / f"act-{name}",
+            offline_uv_env,
+            workflow="template-update.yml",
+            env={"GH_STANDIN_DIR": str(gh_bin)},
+            path_prepend=gh_bin,
+            secrets={"TEMPLATE_UPDATE_TOKEN": "local-act-token"},
+        )
+
+    run = scheduled_run("first")
     ok = run.returncode == 0 and run.job_results.get("template-update") == "success"
     record_ci_run(
         ci_variant.id,
@@ -534,17 +539,7 @@ def test_scheduled_template_update_opens_a_pull_request(
     )
     assert "_commit: v2.0.0" in answers.stdout
     # A second run finds the branch and does not open a second pull request.
-    again = run_act(
-        clone(origin, tmp_path / "checkout-again"),
-        "schedule",
-        {"schedule": "41 6 * * 1", "repository": payload["repository"]},
-        tmp_path / "act-again",
-        offline_uv_env,
-        workflow="template-update.yml",
-        env={"GH_STANDIN_DIR": str(gh_bin)},
-        path_prepend=gh_bin,
-        secrets={"TEMPLATE_UPDATE_TOKEN": "local-act-token"},
-    )
+    again = scheduled_run("again")
     assert again.returncode == 0, again.describe()
     assert f"{branch} already exists" in again.log, again.describe()
     assert (gh_bin / "calls.log").read_text() == calls
