@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .reference import write_reference
 from .schema import FEATURES, TARGET, validate
 
 
@@ -41,8 +42,6 @@ def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, 
 
 def prepare(raw: Path, out_dir: Path, reference: Path, test_size: float, seed: int) -> None:
     """Validate the raw data first, then write the split and the monitoring reference."""
-    from .monitor import write_reference
-
     df = load_dataset(raw)
     train, test = split(df, test_size, seed)
     out_dir = Path(out_dir)
