@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .thresholds import threshold_failures
+
 
 def _dvc_json(*args: str) -> dict[str, Any]:
     result = subprocess.run(["dvc", *args, "--json"], capture_output=True, text=True)
@@ -39,13 +41,12 @@ def check(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Return one row per metric and the list of failures (empty when the gate passes)."""
     rows, failures = [], []
+    below = threshold_failures(metrics, thresholds)
     for name, value in metrics.items():
         threshold = thresholds.get(name)
         old = (base or {}).get(name)
         change = None if old is None else round(value - old, 6)
-        problems = []
-        if threshold is not None and value < threshold:
-            problems.append(f"{name} = {value:.4f} is below its threshold {threshold}")
+        problems = [below[name]] if name in below else []
         if change is not None and change < -max_regression:
             problems.append(
                 f"{name} = {value:.4f} regressed by {-change:.4f} against the base "
@@ -62,8 +63,7 @@ def check(
                 "ok": not problems,
             }
         )
-    missing = [name for name in thresholds if name not in metrics]
-    failures += [f"{name} has a threshold but the pipeline did not report it" for name in missing]
+    failures += [problem for name, problem in below.items() if name not in metrics]
     return rows, failures
 
 

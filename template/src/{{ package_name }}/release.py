@@ -13,6 +13,17 @@ from typing import Any
 
 import yaml
 
+from .config import (
+    DATA_VALIDATION_REPORT,
+    DVC_LOCK,
+    METRICS_FILE,
+    PARAMS_FILE,
+    PREPARED_DIR,
+    RAW_DATA,
+)
+from .schema import FEATURES, LABELS, TARGET
+from .thresholds import threshold_failures
+
 
 def _git(*args: str) -> str:
     result = subprocess.run(["git", *args], capture_output=True, text=True)
@@ -37,14 +48,12 @@ def _rows(path: Path) -> int | None:
         return max(sum(1 for line in f if line.strip()) - 1, 0)
 
 
-def data_summary(prepared: Path = Path("data/prepared")) -> dict[str, Any]:
+def data_summary(prepared: Path = PREPARED_DIR) -> dict[str, Any]:
     """What the model was trained and evaluated on, read from the pipeline's outputs."""
-    from .schema import FEATURES, LABELS, TARGET
-
-    validation = Path("reports/data_validation.json")
-    summary = json.loads(validation.read_text()) if validation.is_file() else {}
+    report = DATA_VALIDATION_REPORT
+    summary = json.loads(report.read_text()) if report.is_file() else {}
     return {
-        "source": summary.get("source", "data/raw/dataset.csv"),
+        "source": summary.get("source", str(RAW_DATA)),
         "rows": summary.get("rows"),
         "train_rows": _rows(Path(prepared) / "train.csv"),
         "test_rows": _rows(Path(prepared) / "test.csv"),
@@ -72,7 +81,7 @@ def model_card(
         f"| {k} | {v} | {'>= ' + str(thresholds[k]) if k in thresholds else '-'} |"
         for k, v in metrics.items()
     )
-    passed = all(metrics.get(k, float("-inf")) >= v for k, v in thresholds.items())
+    passed = not threshold_failures(metrics, thresholds)
     return f"""# Model card: {name} {tag}
 
 {description}
@@ -119,21 +128,21 @@ def release(
 ) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = json.loads(Path("reports/metrics.json").read_text())
-    outputs = _lock_outputs(Path("dvc.lock"))
+    metrics = json.loads(METRICS_FILE.read_text())
+    outputs = _lock_outputs(DVC_LOCK)
     manifest = {
         "tag": tag,
         "commit": _git("rev-parse", "HEAD"),
         "model": model.name,
         "model_md5": outputs.get(str(model), ""),
-        "data_version": outputs.get("data/raw/dataset.csv", ""),
+        "data_version": outputs.get(str(RAW_DATA), ""),
         "data": data_summary(),
         "metrics": metrics,
         "params": params,
     }
     shutil.copy2(model, out_dir / model.name)
-    for extra in ("params.yaml", "dvc.lock", "reports/metrics.json"):
-        shutil.copy2(extra, out_dir / Path(extra).name)
+    for extra in (PARAMS_FILE, DVC_LOCK, METRICS_FILE):
+        shutil.copy2(extra, out_dir / extra.name)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out_dir / "MODEL_CARD.md").write_text(
         model_card(name, tag, metrics, params, manifest, description)
