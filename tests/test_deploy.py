@@ -264,15 +264,19 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
     assert replicas == {"staging": 1, "production": 2}
 
     # The wrapper `poe deploy` applies: the overlay with the pushed image set.
-    spec = importlib.util.spec_from_file_location("deploy", project / "scripts" / "deploy.py")
-    deploy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(deploy)
+    backend_file = project / "scripts" / "deploy_backend.py"
+    spec = importlib.util.spec_from_file_location("deploy_backend", backend_file)
+    backend = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(backend_file.parent))  # it imports its sibling deploy_common
     cwd = os.getcwd()
     os.chdir(project)
     try:
-        wrapper = deploy.kustomization("production", "registry.example.com/churn:1.2.0", tmp_path)
+        spec.loader.exec_module(backend)
+        image = "registry.example.com/churn:1.2.0"
+        wrapper = backend.kustomization("churn-model", "production", image, tmp_path)
     finally:
         os.chdir(cwd)
+        sys.path.remove(str(backend_file.parent))
     documents = _kustomize(wrapper)
     _validate(documents, tmp_path, "wrapped")
     (deployment,) = [doc for doc in documents if doc["kind"] == "Deployment"]
