@@ -49,6 +49,8 @@ def expected_files(answers: dict) -> dict[str, bool]:
         ".github/workflows/template-update.yml": "github" in providers,
         ".github/workflows/deploy.yml": "github" in providers and deploy != "none",
         "scripts/deploy.py": deploy != "none",
+        "scripts/deploy_common.py": deploy != "none",
+        "scripts/deploy_backend.py": deploy != "none",
         "deploy/smoke-request.json": deploy != "none",
         "deploy/compose.yaml": deploy == "ssh",
         "deploy/kubernetes/base/kustomization.yaml": deploy == "kubernetes",
