@@ -263,7 +263,7 @@ def test_main_branch_publishes(
     assert_docker_not_run(summary, jvariant)
     publish = stage(summary, "Publish")
     if jvariant.data["use_docker"]:
-        assert any("docker login" in s for s in publish["not_run"]), publish
+        assert any("poe docker-login" in s for s in publish["not_run"]), publish
         assert any("poe docker-push" in s for s in publish["not_run"]), publish
     lock = yaml.safe_load((workspace / "dvc.lock").read_text())
     outs = [out for st in lock["stages"].values() for out in st.get("outs", []) if "md5" in out]
