@@ -107,10 +107,12 @@ def post_report(report: Path, env: dict[str, str]) -> int:
     number = request_under_review(kind, env)
     if number and token(kind, env):
         comment(kind, number, report, env)
-        print(f"quality report: posted on {kind} request {number}")
+        where = "pull request #" if kind == "github" else "merge request !"
+        print(f"quality report: posted on {where}{number}")
         return 0
-    hint = f" (set {TOKENS[kind]} to post it on pull/merge requests)" if kind in TOKENS else ""
-    print(f"quality report, also in the job artifacts{hint}:\n{report.read_text()}")
+    missing = kind in TOKENS and not token(kind, env)
+    hint = f" (set {TOKENS[kind]} to post it on pull/merge requests)" if missing else ""
+    print(f"quality report, in the job artifacts{hint}:\n{report.read_text()}")
     return 0
 
 
