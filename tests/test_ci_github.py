@@ -58,7 +58,6 @@ PINNED_ACTIONS: dict[str, tuple[str, str, str | None]] = {
         "v4.3.0",
         "download-artifact",
     ),
-    "docker/login-action": ("74a5d142397b4f367a81961eba4e8cd7edddf772", "v3.4.0", "login-action"),
 }
 
 GITHUB_VARIANTS = [v for v in covering_variants() if "github" in v.data["ci_providers"]]

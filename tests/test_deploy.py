@@ -374,7 +374,7 @@ def test_github_cd_deploys_staging_and_rolls_back(
     )
     assert good.returncode == 0, good.describe()
     assert good.job_results.get("image") == "success", good.describe()
-    first = f"{docker_env['REGISTRY']}/acme/my-model:{shas['good']}"
+    first = f"{docker_env['REGISTRY']}/my-model:{shas['good'][:12]}"  # poe image-name
     assert "smoke test passed" in good.log and f"{first} is live" in good.log, good.describe()
     assert broken.returncode != 0, broken.describe()
     assert broken.job_results.get("image") == "success", broken.describe()
@@ -397,16 +397,16 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
     """The default-branch pipeline's deploy-staging job. Its docker-image job is not run: its
     docker:dind service is an image from Docker Hub (unreachable here), and gitlab-ci-local
     starts services even in the shell executor. The images it would push are put in the local
-    registry under its name, $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA, by the `images` fixture
-    (built with the same `poe docker-build`)."""
+    registry under their `poe image-name`, $CI_REGISTRY_IMAGE/<project>:<commit>, by the `images`
+    fixture (built with the same `poe docker-build`)."""
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
     env = {**os.environ, **docker_env}
     registry_image = f"{docker_env['REGISTRY']}/my-model"
     logs, firsts = {}, {}
     for label, image in (("good", images["good"]), ("broken", images["broken"])):
         sha = _commit(project, f"{label} release")
-        # The image the docker-image job pushes: $CI_REGISTRY_IMAGE:$CI_COMMIT_SHORT_SHA.
-        firsts[label] = f"{registry_image}:{sha[:8]}"
+        # The image the docker-image job pushes: $CI_REGISTRY_IMAGE/<project>:<commit>.
+        firsts[label] = f"{registry_image}/my-model:{sha[:12]}"
         _publish(env, image, firsts[label])
         variables = _variables(
             project,
@@ -464,7 +464,7 @@ def test_jenkins_pipeline_deploys_staging_and_rolls_back(
     results, names = {}, {}
     for label in ("good", "broken"):
         sha = _break_the_image(project) if label == "broken" else _commit(project, "v1")
-        names[label] = f"{registry}/my-model:{sha[:12]}"  # the Jenkinsfile's IMAGE
+        names[label] = f"{registry}/my-model:{sha[:12]}"  # poe image-name
         workspace = jenkins_checkout(project, tmp_path / f"workspace-{label}", branch="main")
         results[label] = run_harness(
             workspace,

@@ -5,26 +5,22 @@ Run by each CI provider's scheduled job (`uv run poe template-update`):
 2. if so, `copier update` runs on a branch `template-update/<version>`, which is committed and
    pushed;
 3. a pull request (GitHub, with GH_TOKEN) or merge request (GitLab, with GITLAB_TOKEN) is
-   opened. Without a token, or on a provider without pull requests (Jenkins), the job reports
-   the new version and the command to run instead, and still succeeds.
+   opened through scripts/forge.py. Without a token, or on a provider without pull requests
+   (Jenkins), the job reports the new version and the command to run instead, and still
+   succeeds.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import urllib.parse
-import urllib.request
+
+from forge import TOKENS, open_request, provider, push_remote, run, token
 
 COPIER = ["uvx", "--from", "copier>=9.4,<10", "copier"]
 # CI checkouts have no git identity; the update commit is signed off as this bot.
 BOT = ["git", "-c", "user.name=template-update", "-c", "user.email=template-update@localhost"]
-
-
-def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, check=check)
 
 
 def newer_version() -> str | None:
@@ -36,56 +32,17 @@ def newer_version() -> str | None:
     return status.get("latest_version") if status.get("update_available") else None
 
 
-def provider(env: dict[str, str]) -> str:
-    if env.get("GITHUB_ACTIONS") == "true":
-        return "github"
-    if env.get("CI_API_V4_URL"):  # GitLab's API, where the merge request is opened
-        return "gitlab"
-    return "jenkins" if env.get("JENKINS_URL") else "local"
-
-
-def push_remote(kind: str, env: dict[str, str]) -> str:
-    """Where the branch goes: GitLab's job token cannot push, so GitLab pushes with GITLAB_TOKEN."""
-    if kind != "gitlab":
-        return "origin"
-    return (
-        f"{env.get('CI_SERVER_PROTOCOL', 'https')}://oauth2:{env['GITLAB_TOKEN']}@"
-        f"{env['CI_SERVER_HOST']}/{env['CI_PROJECT_PATH']}.git"
-    )
-
-
-def open_request(kind: str, branch: str, title: str, body: str, env: dict[str, str]) -> str:
-    if kind == "github":
-        return run("gh", "pr", "create", "--head", branch, "--title", title, "--body", body).stdout
-    project = urllib.parse.quote(env["CI_PROJECT_ID"], safe="")
-    request = urllib.request.Request(
-        f"{env['CI_API_V4_URL']}/projects/{project}/merge_requests",
-        data=urllib.parse.urlencode(
-            {
-                "source_branch": branch,
-                "target_branch": env.get("CI_DEFAULT_BRANCH", "main"),
-                "title": title,
-                "description": body,
-            }
-        ).encode(),
-        headers={"PRIVATE-TOKEN": env["GITLAB_TOKEN"]},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.load(response)["web_url"]
-
-
 def main(env: dict[str, str] = os.environ) -> int:
     version = newer_version()
     if version is None:
         print("template update: up to date")
         return 0
     kind = provider(env)
-    token = {"github": "GH_TOKEN", "gitlab": "GITLAB_TOKEN"}.get(kind)
-    if token is None or not env.get(token):
+    if not token(kind, env):
         print(
             f"template update: version {version} is available. Run `copier update --trust` "
             f"on a branch and open a pull request"
-            + (f" (set {token} to let CI do it)" if token else "")
+            + (f" (set {TOKENS[kind]} to let CI do it)" if kind in TOKENS else "")
         )
         return 0
     branch = f"template-update/{version}"

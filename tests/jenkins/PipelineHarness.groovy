@@ -17,6 +17,8 @@
 //     unsuccessful, cleanup) run in Jenkins' order, for stages and the pipeline;
 //   - withCredentials, withEnv, dir, script, timeout, retry, catchError, error, unstable, echo,
 //     readFile, writeFile, fileExists and isUnix behave like the real steps;
+//   - functions the Jenkinsfile defines run when a step calls them, their steps in the caller's
+//     context, as Jenkins runs them;
 //   - steps that need a controller or plugin (junit, archiveArtifacts, input, cleanWs, stash,
 //     mail, ...) are RECORDED, never counted as run; junit and archiveArtifacts check that the
 //     files they name exist (junit also counts the tests and failures) and record that;
@@ -70,11 +72,15 @@ class EnvVars extends GroovyObjectSupport {
 /** Script-level variables fall back to env vars, as in Jenkins ("${BRANCH_NAME}"). */
 class PipelineBinding extends Binding {
     EnvVars env
+    Object steps  // while a Jenkinsfile function runs: the step context that called it
     PipelineBinding(EnvVars env) { this.env = env }
 
     Object getVariable(String name) {
         if (super.hasVariable(name)) return super.getVariable(name)
         if (env.has(name)) return env.getProperty(name)
+        // A step called inside a function defined in the Jenkinsfile (`def f() { sh ... }`):
+        // the Script finds no such method and looks for a closure of that name here.
+        if (steps != null && steps.respondsTo(name)) return { Object[] args -> steps.invokeMethod(name, args) }
         throw new MissingPropertyException(name, this.getClass())
     }
 
@@ -481,6 +487,7 @@ class StepContext {
     void archiveArtifacts(String pattern) { archiveArtifacts(artifacts: pattern) }
     def methodMissing(String name, Object args) {
         def list = args as List
+        if (h.definesFunction(name)) return h.callFunction(name, list, this)
         def call = new Call(name, list)
         if (list && list[-1] instanceof Closure) {
             h.recordStep(stage, call.toString(), 'wrapper not available here; body run')
@@ -507,6 +514,7 @@ class PipelineHarness {
     List<Call> triggers = []
     List<Call> tools = []
     Closure pipelineEnvironment
+    Script script  // the evaluated Jenkinsfile: its functions are callable from steps
     List<StageModel> stages = []
     PostBuilder post
     // Results
@@ -584,10 +592,23 @@ class PipelineHarness {
             delegateTo(body, new PipelineBuilder(this))
         })
         def shell = new GroovyShell(this.class.classLoader, binding)
-        shell.evaluate(jenkinsfile.getText('UTF-8'), 'Jenkinsfile')
+        script = shell.parse(jenkinsfile.getText('UTF-8'), 'Jenkinsfile')
+        script.run()
         require(declared, 'no pipeline { } block: not a declarative Jenkinsfile')
         require(agent != null, "pipeline: missing 'agent' section")
         require(stages, "pipeline: missing or empty 'stages' section")
+    }
+
+    /** Functions the Jenkinsfile defines (`def name(...) { ... }`), callable from steps. */
+    boolean definesFunction(String name) {
+        script != null && script.class.declaredMethods.any { it.name == name }
+    }
+
+    Object callFunction(String name, List args, StepContext caller) {
+        def binding = script.binding as PipelineBinding
+        def saved = binding.steps
+        binding.steps = caller
+        try { return script.invokeMethod(name, args as Object[]) } finally { binding.steps = saved }
     }
 
     // --- helpers used by the builders -------------------------------------------------------

@@ -6,6 +6,7 @@ metrics and params differences for the job summary or the pull request.
 """
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,25 @@ def _dvc_json(*args: str) -> dict[str, Any]:
     if result.returncode != 0 or not result.stdout.strip():
         return {}
     return json.loads(result.stdout)
+
+
+def fetch_base(base: str) -> None:
+    """Fetch a remote-tracking base such as origin/main: CI checkouts are often shallow or
+    fetch only the built branch. Without it (no remote, no access) the gate goes on."""
+    remote, _, branch = base.partition("/")
+    remotes = subprocess.run(["git", "remote"], capture_output=True, text=True).stdout.split()
+    if not branch or remote not in remotes:
+        return  # a local revision (main, a sha): nothing to fetch
+    # Name the destination: with a narrow refspec (Jenkins multibranch) a plain fetch of the
+    # branch would not create the remote-tracking ref.
+    refspec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+    fetched = subprocess.run(
+        ["git", "fetch", "--quiet", "--no-tags", remote, refspec],
+        capture_output=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},  # never wait for a password
+    )
+    if fetched.returncode != 0:
+        print("base branch not fetched; the quality gate checks thresholds only")
 
 
 def base_exists(base: str) -> bool:
@@ -106,6 +126,8 @@ def gate(
 ) -> list[str]:
     metrics = json.loads(Path(metrics_file).read_text())
     settings = params["evaluate"]
+    if base:
+        fetch_base(base)
     usable_base = base if base and base_exists(base) else None
     old = base_metrics(usable_base, str(metrics_file)) if usable_base else None
     rows, failures = check(metrics, settings["thresholds"], old, settings["max_regression"])

@@ -1,0 +1,123 @@
+"""The forge the repository lives on (GitHub or GitLab), for the CI jobs that talk to it.
+
+Used by scripts/template_update.py (push a branch, open a pull/merge request) and by
+`uv run poe report`:
+
+    python scripts/forge.py report reports/ci-report.md
+
+posts the quality report on the pull/merge request being checked (GitHub: with GH_TOKEN, also
+in the job summary; GitLab: with GITLAB_TOKEN). Anywhere else, or without the token, it prints
+the report and says which token to set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+TOKENS = {"github": "GH_TOKEN", "gitlab": "GITLAB_TOKEN"}
+
+
+def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, check=check)
+
+
+def provider(env: dict[str, str]) -> str:
+    if env.get("GITHUB_ACTIONS") == "true":
+        return "github"
+    if env.get("CI_API_V4_URL"):  # GitLab's API, where merge requests and notes go
+        return "gitlab"
+    return "jenkins" if env.get("JENKINS_URL") else "local"
+
+
+def token(kind: str, env: dict[str, str]) -> str | None:
+    """The API token's value on this forge, or None (no token, or no forge)."""
+    name = TOKENS.get(kind)
+    return env.get(name) if name else None
+
+
+def push_remote(kind: str, env: dict[str, str]) -> str:
+    """Where a branch goes: GitLab's job token cannot push, so GitLab pushes with GITLAB_TOKEN."""
+    if kind != "gitlab":
+        return "origin"
+    return (
+        f"{env.get('CI_SERVER_PROTOCOL', 'https')}://oauth2:{env['GITLAB_TOKEN']}@"
+        f"{env['CI_SERVER_HOST']}/{env['CI_PROJECT_PATH']}.git"
+    )
+
+
+def _gitlab_post(env: dict[str, str], path: str, fields: dict[str, str]) -> dict:
+    project = urllib.parse.quote(env["CI_PROJECT_ID"], safe="")
+    request = urllib.request.Request(
+        f"{env['CI_API_V4_URL']}/projects/{project}/{path}",
+        data=urllib.parse.urlencode(fields).encode(),
+        headers={"PRIVATE-TOKEN": env["GITLAB_TOKEN"]},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def open_request(kind: str, branch: str, title: str, body: str, env: dict[str, str]) -> str:
+    """Open a pull (GitHub) or merge (GitLab) request from branch; return its address."""
+    if kind == "github":
+        return run("gh", "pr", "create", "--head", branch, "--title", title, "--body", body).stdout
+    fields = {
+        "source_branch": branch,
+        "target_branch": env.get("CI_DEFAULT_BRANCH", "main"),
+        "title": title,
+        "description": body,
+    }
+    return _gitlab_post(env, "merge_requests", fields)["web_url"]
+
+
+def request_under_review(kind: str, env: dict[str, str]) -> str | None:
+    """The number of the pull/merge request this job checks, if any. GitHub: not for pull
+    requests from forks, whose token is read-only (they have the job summary)."""
+    if kind == "gitlab":
+        return env.get("CI_MERGE_REQUEST_IID") or None
+    if kind != "github" or env.get("GITHUB_EVENT_NAME") != "pull_request":
+        return None
+    pull = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text())["pull_request"]
+    same_repository = pull["head"]["repo"]["full_name"] == env.get("GITHUB_REPOSITORY")
+    return str(pull["number"]) if same_repository else None
+
+
+def comment(kind: str, number: str, report: Path, env: dict[str, str]) -> None:
+    if kind == "github":  # one comment per pull request, updated by each run
+        run("gh", "pr", "comment", number, "--body-file", str(report), "--edit-last",
+            "--create-if-none")  # fmt: skip
+    else:
+        _gitlab_post(env, f"merge_requests/{number}/notes", {"body": report.read_text()})
+
+
+def post_report(report: Path, env: dict[str, str]) -> int:
+    if not report.is_file():
+        print(f"quality report: {report} was not written (the job stopped before the gate)")
+        return 0
+    if env.get("GITHUB_STEP_SUMMARY"):
+        with open(env["GITHUB_STEP_SUMMARY"], "a") as summary:
+            summary.write(report.read_text())
+    kind = provider(env)
+    number = request_under_review(kind, env)
+    if number and token(kind, env):
+        comment(kind, number, report, env)
+        where = "pull request #" if kind == "github" else "merge request !"
+        print(f"quality report: posted on {where}{number}")
+        return 0
+    missing = kind in TOKENS and not token(kind, env)
+    hint = f" (set {TOKENS[kind]} to post it on pull/merge requests)" if missing else ""
+    print(f"quality report, in the job artifacts{hint}:\n{report.read_text()}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Talk to the forge from a CI job.")
+    parser.add_argument("action", choices=["report"], help="post a Markdown quality report")
+    parser.add_argument("path", type=Path)
+    sys.exit(post_report(parser.parse_args().path, dict(os.environ)))
