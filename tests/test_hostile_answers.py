@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import sys
 import tokenize
 import tomllib
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from tests.conftest import render
+from tests.variants import QUESTIONS
 
 # Code an answer may try to smuggle in: it would create this file (under the test's tmp_path).
 MARKER = "PWNED"
@@ -124,6 +126,12 @@ def test_the_corpus_is_large_and_covers_every_free_text_question():
     free_text = {"project_name", "project_slug", "package_name", "description", "author_name"}
     assert len(CORPUS) >= 60
     assert free_text | {"author_email", "dvc_remote_url"} <= {case[0] for case in CORPUS}
+
+
+def test_reserved_module_names_cover_the_standard_library():
+    reserved = set(QUESTIONS["reserved_module_names"]["default"])
+    stdlib = {name for name in sys.stdlib_module_names if not name.startswith("_")}
+    assert stdlib <= reserved, f"add to reserved_module_names in copier.yml: {stdlib - reserved}"
 
 
 @pytest.mark.parametrize(
