@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -38,6 +39,78 @@ def local_remote_dir(slug: str, env: dict[str, str] | os._Environ = os.environ) 
         or Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "dvc-remotes"
     )
     return Path(root).expanduser().resolve() / slug
+
+
+def installed_pythons(version: str, env: Mapping[str, str] = os.environ) -> list[str]:
+    """Where an interpreter of `version` may be installed without being on PATH: pyenv's
+    versions, uv-managed ones, the system's, and Windows' `py` launcher."""
+    home = Path(env.get("HOME") or Path.home())
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+    roots = [
+        (Path(env.get("PYENV_ROOT") or home / ".pyenv") / "versions", f"{version}.*/bin"),
+        (
+            Path(env.get("UV_PYTHON_INSTALL_DIR") or data / "uv" / "python"),
+            f"cpython-{version}.*/bin",
+        ),
+    ]
+    found = [
+        str(directory / f"python{version}")
+        for root, pattern in roots
+        for directory in sorted(root.glob(pattern), reverse=True)  # newest patch release first
+    ]
+    found += [f"{prefix}/bin/python{version}" for prefix in ("/usr/local", "/usr")]
+    launcher = shutil.which("py", path=env.get("PATH"))
+    if launcher:
+        where = subprocess.run(
+            [launcher, f"-{version}", "-c", "import sys; print(sys.executable)"],
+            capture_output=True,
+            text=True,
+        )
+        found += [where.stdout.strip()] if where.returncode == 0 else []
+    return found
+
+
+def runs_as(python: str, version: str) -> bool:
+    """Whether `python` starts and is `version` (a pyenv shim may exist and still fail)."""
+    try:
+        probe = subprocess.run(
+            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except OSError:
+        return False
+    return probe.returncode == 0 and probe.stdout.strip() == version
+
+
+def find_python(version: str, env: Mapping[str, str] = os.environ) -> str | None:
+    """An interpreter of `version` that really runs: the one uv finds by itself (it never
+    downloads here), else one installed where uv does not look. None when there is none."""
+    found = subprocess.run(
+        ["uv", "python", "find", version],
+        capture_output=True,
+        text=True,
+        env={**env, "UV_PYTHON_DOWNLOADS": "never"},
+    )
+    candidates = [found.stdout.strip()] if found.returncode == 0 else []
+    return next(
+        (
+            python
+            for python in candidates + installed_pythons(version, env)
+            if runs_as(python, version)
+        ),
+        None,
+    )
+
+
+def no_python_message(version: str) -> str:
+    return (
+        f"post-copy: Python {version} (the python_version answer) is not installed here and "
+        f"could not be downloaded: install it (`uv python install {version}`, pyenv or your "
+        f"package manager), or copy again with `--data python_version=X.Y` naming an installed "
+        "version; nothing was set up yet."
+    )
 
 
 def git_identity(answers: dict) -> list[str]:
@@ -99,6 +172,17 @@ def main() -> int:
         )
         return 1
     answers = yaml.safe_load(Path(".copier-answers.yml").read_text())
+    # uv would otherwise try to download a missing interpreter (a DNS error offline), or pick
+    # a pyenv shim that cannot run: give it one that works, before anything is set up.
+    version = answers["python_version"]
+    python = find_python(version)
+    if python is None:
+        installed = subprocess.run(["uv", "python", "install", version], capture_output=True)
+        python = find_python(version) if installed.returncode == 0 else None
+    if python is None:
+        print(no_python_message(version), file=sys.stderr)
+        return 1
+    os.environ["UV_PYTHON"] = python
     local = answers["dvc_remote"] == "local"
     remote_url = (
         str(local_remote_dir(answers["project_slug"])) if local else answers["dvc_remote_url"]

@@ -1,0 +1,156 @@
+"""Day-2 journeys, as a user walks them: the README's and the docs' own commands, copied from the
+files at test time and run with bash from the directory a user would be in, each journey ending
+with the generated repository's `uv run poe ci` green.
+
+Environment: the user's own git identity (GIT_AUTHOR_* / GIT_COMMITTER_*) and data directory
+(XDG_DATA_HOME, where the embedded local DVC remote lives), both standard variables a user's
+shell may carry; nothing else is added to what the test session has.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT, copy_template, render
+
+pytestmark = pytest.mark.slow
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Dana Developer",
+    "GIT_AUTHOR_EMAIL": "dana@example.com",
+    "GIT_COMMITTER_NAME": "Dana Developer",
+    "GIT_COMMITTER_EMAIL": "dana@example.com",
+}
+RELEASE_NOTE = "# Template v1.1.0: pre-commit hooks reviewed.\n"
+
+
+def fenced_block(markdown: Path, heading: str) -> str:
+    """The first ```bash block after the heading, as written in the file."""
+    text = markdown.read_text(encoding="utf-8")
+    start = text.index(heading)
+    match = re.search(r"```bash\n(.*?)```", text[start:], re.DOTALL)
+    assert match, f"no bash block under {heading!r} in {markdown}"
+    return match.group(1)
+
+
+def user_shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    print(f"$ (cd {cwd}) {script.strip()}")
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-5000:]}\n"
+        f"--- stderr ---\n{result.stderr[-5000:]}"
+    )
+    return result
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=_env_for_git()
+    ).stdout
+
+
+def _env_for_git() -> dict[str, str]:
+    return {**os.environ, **IDENTITY}
+
+
+@pytest.fixture
+def user_env(tmp_path) -> dict[str, str]:
+    """A user's shell: not the test session's virtual environment, no variable of the test
+    harness (PYENV_VERSION, UV_PYTHON_DOWNLOADS, DVC_LOCAL_REMOTE_ROOT)."""
+    dev_bin = str(Path(sys.executable).parent)
+    path = [p for p in os.environ["PATH"].split(os.pathsep) if p != dev_bin]
+    env = {**os.environ, **IDENTITY, "XDG_DATA_HOME": str(tmp_path / "xdg-data")}
+    for name in ("PYENV_VERSION", "UV_PYTHON_DOWNLOADS", "DVC_LOCAL_REMOTE_ROOT", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    return {**env, "PATH": os.pathsep.join(path)}
+
+
+def with_uv_on_path(env: dict[str, str]) -> dict[str, str]:
+    """`uv` and `uvx` on PATH, as docs/getting-started.md asks after `pip install uv`."""
+    scripts = subprocess.run(
+        ["python3", "-c", "import sysconfig; print(sysconfig.get_path('scripts'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return {**env, "PATH": scripts + os.pathsep + env["PATH"]}
+
+
+def test_quick_start_then_update_to_a_new_release(tmp_path, user_env):
+    """Journey 1: the README's quick start, run from a clone of this template, gives a
+    repository whose `copier update` (the docs' command) pulls in the next release."""
+    (tmp_path / "mlops-template").mkdir()
+    clone = copy_template(tmp_path / "mlops-template")
+    shutil.copy2(REPO_ROOT / "README.md", clone / "README.md")
+    git(clone, "init", "--quiet", "--initial-branch=main")
+    git(clone, "add", "--all")
+    git(clone, "commit", "--quiet", "-m", "Release v1.0.0")
+    git(clone, "tag", "v1.0.0")
+
+    quick_start = fenced_block(clone / "README.md", "## Quick start")
+    user_shell(quick_start, clone, user_env)
+    project = tmp_path / "my-model"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_src_path"] == str(clone), "the template must be recorded by absolute path"
+
+    # The template's next release: a template-owned file changes.
+    hooks = clone / "template" / ".pre-commit-config.yaml"
+    hooks.write_text(RELEASE_NOTE + hooks.read_text())
+    git(clone, "commit", "--quiet", "-am", "Release v1.1.0")
+    git(clone, "tag", "v1.1.0")
+
+    update = fenced_block(REPO_ROOT / "docs" / "updating.md", "## Updating one repository")
+    user_shell(update, tmp_path, with_uv_on_path(user_env))  # it starts with `cd my-model`
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["_commit"] == "v1.1.0"
+    assert (project / ".pre-commit-config.yaml").read_text().startswith(RELEASE_NOTE)
+    assert git(project, "status", "--porcelain") == ""
+    assert git(project, "log", "-1", "--format=%s").startswith("Update to template")
+
+
+def test_missing_python_stops_before_anything_with_one_line(template_src, tmp_path):
+    """Journey 2's other half: when python_version is installed nowhere and cannot be
+    downloaded, the copy-time task stops before `uv lock` with one line naming the fixes."""
+    project = render(template_src, tmp_path / "project", {"python_version": "3.10"})
+    tools = tmp_path / "bin"  # git and uv, and no Python 3.10 anywhere the task looks
+    tools.mkdir()
+    for tool in ("git", "uv"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    home = tmp_path / "home"
+    env = {
+        "PATH": f"{tools}{os.pathsep}/usr/bin:/bin",
+        "HOME": str(home),
+        "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
+        "UV_PYTHON_DOWNLOADS": "never",  # a machine that cannot download interpreters
+    }
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "hooks" / "post_copy.py")],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "post-copy: Python 3.10 (the python_version answer) is not installed here and could "
+        "not be downloaded: install it (`uv python install 3.10`, pyenv or your package "
+        "manager), or copy again with `--data python_version=X.Y` naming an installed "
+        "version; nothing was set up yet."
+    ]
+    assert not (project / ".git").exists() and not (project / "uv.lock").exists()
