@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tokenize
@@ -31,6 +32,9 @@ RUNS_CODE = f"__import__('pathlib').Path('{MARKER}').touch()"
 REFUSED, RENDERS = "refused", "renders"
 SLUG = {"project_slug": "hostile-model"}  # name cases test the name, not the derived slug
 S3 = {"dvc_remote": "s3"}
+# The longest names, with the options that write them into the most code.
+LONGEST = {"experiment_tracking": "mlflow", "ci_providers": ["github", "gitlab", "jenkins"]}
+LONGEST_TORCH = {"ml_framework": "pytorch", "deploy_target": "kubernetes", "python_version": "3.11"}
 
 # (question, answer, other answers the case needs, outcome, fragment of the refusal message)
 CORPUS: list[tuple[str, object, dict, str, str]] = [
@@ -67,6 +71,8 @@ CORPUS: list[tuple[str, object, dict, str, str]] = [
     ("project_slug", "", {}, REFUSED, "is invalid"),
     ("project_slug", "a" * 65, {}, REFUSED, "keep it to 64 or fewer"),
     ("project_slug", "m", {}, RENDERS, ""),
+    ("project_slug", "a" * 64, LONGEST, RENDERS, ""),
+    ("project_slug", "b" * 64, LONGEST_TORCH, RENDERS, ""),
     # package_name: a directory and an import name.
     ("package_name", "my_model\n", {}, REFUSED, "is not a valid Python identifier"),
     ("package_name", "../x", {}, REFUSED, "is not a valid Python identifier"),
@@ -77,7 +83,9 @@ CORPUS: list[tuple[str, object, dict, str, str]] = [
     ("package_name", "yaml", {}, REFUSED, "would shadow a module"),
     ("package_name", "os", {}, REFUSED, "would shadow a module"),
     ("package_name", "sklearn", {}, REFUSED, "would shadow a module"),
-    ("package_name", "a" * 65, {}, REFUSED, "keep it to 64 or fewer"),
+    ("package_name", "a" * 33, {}, REFUSED, "keep it to 32 or fewer"),
+    ("package_name", "p" * 32, LONGEST, RENDERS, ""),
+    ("package_name", "q" * 32, LONGEST_TORCH, RENDERS, ""),
     # description: TOML (pyproject.toml), a Python docstring, Markdown.
     ("description", 'Say "hi"', {}, RENDERS, ""),
     ("description", "a \\ b \\u0041 \\", {}, RENDERS, ""),
@@ -179,7 +187,9 @@ _AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("answers", _groups(), ids=lambda a: "-".join(sorted(a))[:60])
-def test_accepted_answers_render_well_formed_and_inert(answers, template_src, tmp_path):
+def test_accepted_answers_render_well_formed_and_inert(
+    answers, template_src, tmp_path, offline_uv_env
+):
     dst = render(template_src, tmp_path / "project", answers)
     python = [p for p in dst.rglob("*.py")]
     assert python
@@ -207,7 +217,10 @@ def test_accepted_answers_render_well_formed_and_inert(answers, template_src, tm
 
     # The project's own lint, and its package imported: nothing an answer carries runs.
     def run(*command: str) -> subprocess.CompletedProcess:
-        return subprocess.run(command, cwd=dst, capture_output=True, text=True, timeout=900)
+        env = {**os.environ, **offline_uv_env}  # PyTorch's CPU index, offline
+        return subprocess.run(
+            command, cwd=dst, env=env, capture_output=True, text=True, timeout=900
+        )
 
     assert run("git", "init", "--quiet").returncode == 0
     assert run("git", "add", "--all").returncode == 0
