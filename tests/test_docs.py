@@ -9,8 +9,8 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
-from tests.variants import QUESTIONS
+from tests.harness.matrix import QUESTIONS
+from tests.harness.render import REPO_ROOT
 
 HOOK = REPO_ROOT / "docs" / "hooks" / "questions_table.py"
 
