@@ -75,7 +75,6 @@ def test_feature_branch(jvariant, generated_projects, offline_uv_env, tmp_path, 
         workspace,
         {"BRANCH_NAME": "feature"},
         variant=jvariant.id,
-        trigger="branch feature",
         env=offline_uv_env,
     )
     record_and_assert(run, record_property)
@@ -104,8 +103,7 @@ def test_main_branch_publishes(
     run = run_jenkinsfile(
         workspace,
         {"BRANCH_NAME": "main"},
-        variant=f"{jvariant.id} (main)",
-        trigger="branch main",
+        variant=jvariant.id,
         env=offline_uv_env,
     )
     record_and_assert(run, record_property)
@@ -149,8 +147,7 @@ def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, re
     run = run_jenkinsfile(
         workspace,
         {"TAG_NAME": "v1.0.0"},
-        variant=f"{jvariant.id} (tag v1.0.0)",
-        trigger="tag v1.0.0",
+        variant=jvariant.id,
         env=offline_uv_env,
     )
     record_and_assert(run, record_property)
@@ -180,8 +177,7 @@ def test_nightly_timer_monitors_and_checks_template_updates(
     run = run_jenkinsfile(
         workspace,
         {"BRANCH_NAME": "main"},
-        variant=f"{jvariant.id} (timer)",
-        trigger="timer",
+        variant=jvariant.id,
         env=offline_uv_env,
         causes=["hudson.triggers.TimerTrigger$TimerTriggerCause"],
     )
@@ -217,7 +213,6 @@ def test_broken_change_fails(
         workspace,
         {"BRANCH_NAME": "feature"},
         variant=f"{MAIN_VARIANT.id} ({scenario})",
-        trigger="branch feature",
         env=offline_uv_env,
     )
     record_and_assert(run, record_property, fails_with=expected)
@@ -265,7 +260,6 @@ def test_jenkinsfiles_parse(rendered_jenkinsfiles):
             path.parent,
             {"BRANCH_NAME": "main"},
             variant=str(rendering.answers),
-            trigger="parse only",
             dry_run=True,
             jenkinsfile=path,
         )

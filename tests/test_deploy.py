@@ -424,8 +424,7 @@ def test_jenkins_pipeline_deploys_staging_and_rolls_back(
         runs[label] = jenkins.run_jenkinsfile(
             workspace,
             {"BRANCH_NAME": "main"},
-            variant=f"{SSH_VARIANT.id} (main, deploy)",
-            trigger=f"branch main, {label} image",
+            variant=f"{SSH_VARIANT.id} ({label} image)",
             env={**offline_uv_env, **docker_env, **properties},
             credentials=credentials,
             unavailable={},

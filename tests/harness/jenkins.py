@@ -102,7 +102,6 @@ def run_jenkinsfile(
     context: dict[str, str],
     *,
     variant: str,
-    trigger: str,
     env: dict[str, str] | None = None,
     causes: list[str] | None = None,
     dry_run: bool = False,
@@ -112,7 +111,8 @@ def run_jenkinsfile(
 ) -> CiRun:
     """Run the Jenkinsfile; credentials the test gives (real ones, e.g. a deploy key made by
     the test) are added to fake values for every other credential ID the file reads.
-    run.details is the harness's summary (stages, sh, recorded, errors, triggers, model)."""
+    run.details is the harness's summary (stages, sh, recorded, errors, triggers, model); the
+    trigger is the build's cause: a timer, a tag or a branch."""
     jenkinsfile = jenkinsfile or workspace / "Jenkinsfile"
     credentials = {**fake_credentials(jenkinsfile.read_text()), **(credentials or {})}
     if not dry_run and "GIT_COMMIT" not in context:
@@ -135,6 +135,14 @@ def run_jenkinsfile(
     for secret in credentials.values():
         value = secret["password"] if isinstance(secret, dict) else secret
         assert value not in log, "a credential leaked into the build log unmasked"
+    if dry_run:
+        trigger = "parse only"
+    elif any("TimerTrigger" in cause for cause in causes or []):
+        trigger = "timer"
+    elif "TAG_NAME" in context:
+        trigger = f"tag {context['TAG_NAME']}"
+    else:
+        trigger = f"branch {context.get('BRANCH_NAME', '?')}"
     return CiRun(
         provider=PROVIDER,
         variant=variant,
