@@ -336,7 +336,7 @@ def test_github_cd_deploys_staging_and_rolls_back(
         )
         runs[label].substituted.append("local registry instead of GHCR (REGISTRY variable)")
     good, broken = runs["good"], runs["broken"]
-    record_and_assert(good, record_property, jobs=["image", "deploy-staging"])
+    record_and_assert(good, record_property, jobs=["image", "deploy"])
     first = f"{docker_env['REGISTRY']}/acme/my-model:{shas['good']}"
     assert "smoke test passed" in good.log and f"{first} is live" in good.log, good.describe()
     record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
