@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,9 @@ from pathlib import Path
 import copier
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
+sys.path.insert(0, str(REPO_ROOT))  # the tests' harness holds the one template-copy helper
+from tests.harness.render import copy_template  # noqa: E402
+
 TARGET_COPY_TO_GREEN = 60.0  # seconds, warm uv cache
 ROWS = [  # (key, label)
     ("render", "copier render (in-process, skip_tasks)"),
@@ -63,18 +64,6 @@ def run(step: str, command: list[str], cwd: Path, env: dict[str, str]) -> tuple[
             f"--- stderr (tail) ---\n{tail(result.stderr)}",
         )
     return seconds, result.stdout + result.stderr
-
-
-def template_copy(dst: Path) -> Path:
-    """A plain, non-git copy of the template, so Copier reads files instead of cloning."""
-    dst.mkdir()
-    for part in TEMPLATE_PARTS:
-        source = REPO_ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, dst / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, dst / part)
-    return dst
 
 
 def one_run(src: Path, work: Path) -> dict[str, float]:
@@ -127,7 +116,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="template-bench-") as tmp:
         tmp_path = Path(tmp)
-        src = template_copy(tmp_path / "src")
+        src = copy_template(tmp_path / "src")
         print("bench: warm-up run (untimed, warms the uv cache)...", flush=True)
         one_run(src, tmp_path / "warmup")
         runs = []

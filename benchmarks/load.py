@@ -20,7 +20,6 @@ import csv
 import itertools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,7 +29,6 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
 WARMUP_REQUESTS = 20
 
 
@@ -110,14 +108,10 @@ def _free_port() -> int:
 def _generate_default(work: Path) -> Path:
     import copier
 
-    src = work / "src"
-    src.mkdir()
-    for part in TEMPLATE_PARTS:
-        source = REPO_ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, src / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, src / part)
+    sys.path.insert(0, str(REPO_ROOT))  # the tests' harness holds the one template-copy helper
+    from tests.harness.render import copy_template
+
+    src = copy_template(work / "src")
     dst = work / "project"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     env["DVC_LOCAL_REMOTE_ROOT"] = str(work / "dvc-remotes")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copier
 import pytest
 
-from tests.conftest import render
-from tests.variants import QUESTIONS
+from tests.harness.matrix import QUESTIONS
+from tests.harness.render import render
 
 # question -> (bad answers, extra answers the case needs, fragment the message must contain)
 BAD_ANSWERS: dict[str, list[tuple[object, dict, str]]] = {
@@ -72,9 +72,13 @@ def test_bad_answer_is_rejected_with_a_clear_message(
     assert not dst.exists() or not any(dst.iterdir()), "a rejected answer must write nothing"
 
 
-@pytest.mark.parametrize(
-    "name", ["ml_framework", "dvc_remote", "serving", "license", "deploy_target"]
-)
+# Every single-choice question of copier.yml (a multiselect takes a list: see ci_providers above).
+CHOICE_QUESTIONS = [
+    name for name, spec in QUESTIONS.items() if spec.get("choices") and not spec.get("multiselect")
+]
+
+
+@pytest.mark.parametrize("name", CHOICE_QUESTIONS)
 def test_answer_outside_the_choices_is_rejected(name, template_src, tmp_path):
     dst = tmp_path / "project"
     with pytest.raises(ValueError, match="Invalid choice|Validation error"):

@@ -1,20 +1,15 @@
 """The generated Jenkinsfile, run for real without a Jenkins controller.
 
-No Jenkins controller is installable offline, so tests/jenkins/PipelineHarness.groovy evaluates
-the REAL generated Jenkinsfile with the real Groovy parser (Debian's groovy 2.4, the Groovy line
-Jenkins uses) and executes it the way Jenkins does: environment (with fake credentials given
-here), stages in order, `when` conditions, `post` blocks, and `sh` steps that really run in a
-Jenkins-like workspace (a detached checkout whose refspec fetches only the built branch, as a
-multibranch job does). Steps that need a controller (junit, archiveArtifacts, ...) are recorded,
-never counted as passed; junit and archiveArtifacts are checked against the files they name.
-
-The runner has no Docker daemon yet: the harness is told so, and the `sh` steps that call docker
-are reported as not run (never as passed); the Image stage shows "not run (no Docker daemon)".
+tests/harness/jenkins.py evaluates the REAL generated Jenkinsfile with the real Groovy parser
+and executes it the way Jenkins does (environment with fake credentials, stages in order, `when`,
+`post`, `sh` steps that really run in a multibranch-like workspace). Steps that need a controller
+are recorded, never counted as passed. The runs here have no Docker daemon: the harness is told
+so, the `sh` steps that call docker are reported as not run (never as passed) and the Image
+stage shows "not run (no Docker daemon)"; tests/test_deploy.py runs them on a real daemon.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -24,20 +19,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, clone, generated_from_release, render
-from tests.covering import covering_variants
-from tests.scenarios import SCENARIOS
-from tests.variants import effective_answer
+from tests.harness.broken_changes import BROKEN_CHANGES
+from tests.harness.ci_run import record_and_assert
+from tests.harness.ci_variants import param, provider_variants
+from tests.harness.dvc import remote_dir, use_remote_locally
+from tests.harness.jenkins import (
+    GROOVY,
+    LINTER,
+    NODE22,
+    jenkins_checkout,
+    run_groovy,
+    run_jenkinsfile,
+    stage,
+)
+from tests.harness.matrix import effective_answer
+from tests.harness.render import clone, generated_from_release
+from tests.harness.renderings import distinct_renderings
 
-HARNESS_DIR = Path(__file__).parent / "jenkins"
-GROOVY = shutil.which("groovy")
-LINTER = REPO_ROOT / ".tools" / "node_modules" / "npm-groovy-lint" / "lib" / "index.js"
-# npm-groovy-lint 18 needs Node >= 22.15 (its import-fresh 4 refuses older ones); Node 22 from
-# npm (package `node@22`) is used when installed there, else the system node.
-NODE22 = REPO_ROOT / ".tools" / "node22" / "node_modules" / ".bin" / "node"
-NO_DOCKER = {"docker": "no Docker daemon"}
-
-JENKINS_VARIANTS = [v for v in covering_variants() if "jenkins" in v.data["ci_providers"]]
+JENKINS_VARIANTS = provider_variants("jenkins")
 # Main, tag, timer and broken-change runs: a variant whose local DVC remote this runner reaches
 # (so Publish really pushes), with Docker (so the docker steps' handling is exercised too).
 MAIN_VARIANT = max(
@@ -54,214 +53,69 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _param(variant):
-    return pytest.param(variant, marks=pytest.mark.xdist_group(variant.id), id=variant.id)
-
-
-def java_home() -> str:
-    if os.environ.get("JAVA_HOME"):
-        return os.environ["JAVA_HOME"]
-    java = shutil.which("java")
-    assert java, "no java on PATH: Debian's groovy needs a JDK"
-    return str(Path(os.path.realpath(java)).parents[1])
-
-
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-def jenkins_checkout(
-    project: Path, dst: Path, branch: str | None = None, tag: str | None = None
-) -> Path:
-    """A workspace as a multibranch job checks it out: detached HEAD, and a refspec that fetches
-    only the built branch or tag (so origin/main exists only if the Jenkinsfile fetches it)."""
-    clone(project, dst)
-    if tag:
-        _git(dst, "tag", tag)
-        refspec = f"+refs/tags/{tag}:refs/tags/{tag}"
-    else:
-        refspec = f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
-    _git(dst, "config", "remote.origin.fetch", refspec)
-    _git(dst, "checkout", "--quiet", "--detach")
-    for ref in _git(
-        dst, "for-each-ref", "--format=%(refname)", "refs/remotes", "refs/heads"
-    ).split():
-        _git(dst, "update-ref", "-d", ref)
-    return dst
-
-
-def use_dvc_remote(workspace: Path, remote_dir: Path) -> None:
-    """Point the workspace's default DVC remote at remote_dir (git-ignored .dvc/config.local),
-    so a run's pushes land in a directory of its own instead of the shared project's remote."""
-    name = re.search(r"remote\s*=\s*(\S+)", (workspace / ".dvc" / "config").read_text()).group(1)
-    (workspace / ".dvc" / "config.local").write_text(
-        f"['remote \"{name}\"']\n    url = {remote_dir}\n"
-    )
-
-
-def shared_remote(project: Path) -> Path:
-    url = re.search(r"url\s*=\s*(\S+)", (project / ".dvc" / "config").read_text()).group(1)
-    return Path(url)
-
-
-def fake_credentials(jenkinsfile: str) -> dict:
-    """A fake value for every credential ID the Jenkinsfile reads (never real secrets)."""
-    secrets: dict = {}
-    for cid in re.findall(r"credentials\('([^']+)'\)", jenkinsfile):
-        # An endpoint that refuses at once: DVC then reports the remote unreachable quickly.
-        secrets[cid] = (
-            "http://127.0.0.1:9" if cid.endswith("ENDPOINT_URL") else f"fake-secret-{cid}"
-        )
-    for cid in re.findall(r"usernamePassword\(credentialsId: '([^']+)'", jenkinsfile):
-        secrets[cid] = {"username": "ci-bot", "password": f"fake-password-{cid}"}
-    return secrets
-
-
-def run_harness(
-    workspace: Path,
-    context: dict[str, str],
-    env: dict[str, str] | None = None,
-    causes: list[str] | None = None,
-    dry_run: bool = False,
-    jenkinsfile: Path | None = None,
-    credentials: dict | None = None,
-    unavailable: dict[str, str] | None = None,
-) -> tuple[dict, str]:
-    """Run the Jenkinsfile; credentials the test gives (real ones, e.g. a deploy key made by
-    the test) are added to fake values for every other credential ID the file reads."""
-    jenkinsfile = jenkinsfile or workspace / "Jenkinsfile"
-    credentials = {**fake_credentials(jenkinsfile.read_text()), **(credentials or {})}
-    if not dry_run and "GIT_COMMIT" not in context:
-        context = {**context, "GIT_COMMIT": _git(workspace, "rev-parse", "HEAD")}
-    config = {
-        "jenkinsfile": str(jenkinsfile),
-        "workspace": str(workspace),
-        "context": context,
-        "causes": causes or ["BranchEventCause"],
-        "baseEnv": {**os.environ, **(env or {})},
-        "credentials": credentials,
-        # Tools whose `sh` steps are recorded as not run: docker, unless the test gives the
-        # pipeline a daemon (the deployment tests do, through DOCKER_HOST in env).
-        "unavailable": NO_DOCKER if unavailable is None else unavailable,
-        "dryRun": dry_run,
-    }
-    config_file = workspace.parent / f"{workspace.name}-harness.json"
-    config_file.write_text(json.dumps(config))
-    proc = subprocess.run(
-        [
-            GROOVY,
-            "-cp",
-            str(HARNESS_DIR),
-            str(HARNESS_DIR / "run_pipeline.groovy"),
-            str(config_file),
-        ],
-        env={**os.environ, "JAVA_HOME": java_home()},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    log = proc.stdout + proc.stderr
-    (workspace.parent / f"{workspace.name}-jenkins.log").write_text(log)
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"the harness printed nothing:\n{proc.stderr[-3000:]}"
-    summary = json.loads(lines[-1])
-    assert proc.returncode == (0 if summary["result"] == "SUCCESS" else 1), log[-3000:]
-    for secret in credentials.values():
-        value = secret["password"] if isinstance(secret, dict) else secret
-        assert value not in log, "a credential leaked into the build log unmasked"
-    return summary, log
-
-
-def substituted(summary: dict) -> list[str]:
-    """What a real controller would have done that this run only recorded or did not run."""
-    items = []
-    for stage in summary["stages"]:
-        if stage["status"] == "NOT_RUN":
-            items.append(f"{stage['name']}: {stage['reason']}")
-        elif stage["not_run"]:
-            names = sorted(
-                {re.search(r"docker[\w-]*(?: login)?", s).group() for s in stage["not_run"]}
-            )
-            items.append(f"{stage['name']}: {', '.join(names)} not run (no Docker daemon)")
-    for step in summary["recorded"]:
-        if "not run (" in step["note"]:
-            continue  # already listed per stage
-        name = step["step"].split("(")[0]
-        stage = step["stage"].replace(" post ", " post:")
-        if "credentials" in name.lower():
-            items.append(f"{stage}: fake credentials")
-        else:
-            items.append(f"{stage} {name} (recorded)")
-    return list(dict.fromkeys(items))
-
-
-def stage(summary: dict, name: str) -> dict:
-    return next(s for s in summary["stages"] if s["name"] == name)
-
-
 def tail(log: str) -> str:
     return log[-4000:]
 
 
-def assert_docker_not_run(summary: dict, variant) -> None:
+def assert_docker_not_run(run, variant) -> None:
     if variant.data["use_docker"]:
-        image = stage(summary, "Image")
+        image = stage(run, "Image")
         assert image["status"] == "NOT_RUN", image
         assert image["reason"] == "not run (no Docker daemon)"
     assert not any(
-        run.get("exit") is not None and "docker" in run["script"] for run in summary["sh"]
+        sh.get("exit") is not None and "docker" in sh["script"] for sh in run.details["sh"]
     )
 
 
-@pytest.mark.parametrize("jvariant", [_param(v) for v in JENKINS_VARIANTS])
-def test_feature_branch(jvariant, generated_projects, offline_uv_env, tmp_path, record_ci_run):
+@pytest.mark.parametrize("jvariant", [param(v) for v in JENKINS_VARIANTS])
+def test_feature_branch(jvariant, generated_projects, offline_uv_env, tmp_path, record_property):
     project = generated_projects(jvariant)
     workspace = jenkins_checkout(project, tmp_path / "workspace", branch="feature")
-    summary, log = run_harness(workspace, {"BRANCH_NAME": "feature"}, env=offline_uv_env)
-    record_ci_run(
-        jvariant.id, "jenkins", summary["stages_run"], substituted(summary), summary["result"]
+    run = run_jenkinsfile(
+        workspace,
+        {"BRANCH_NAME": "feature"},
+        variant=jvariant.id,
+        env=offline_uv_env,
     )
-    assert summary["result"] == "SUCCESS", tail(log)
+    record_and_assert(run, record_property)
+    summary, log = run.details, run.log
     assert "quality gate: passed" in log
     # The CI stage fetches the base branch itself (a multibranch checkout has only its own).
     assert "base revision 'origin/main' not found" not in log, tail(log)
     assert summary["stages_run"] == ["Install", "CI"], summary["stages"]
-    assert_docker_not_run(summary, jvariant)
+    assert_docker_not_run(run, jvariant)
     for skipped in ("Publish", "Release", "Monitor"):
-        assert stage(summary, skipped)["status"] == "SKIPPED"
+        assert stage(run, skipped)["status"] == "SKIPPED"
     assert summary["triggers"] == ["cron('')"]  # the nightly monitor is scheduled on main only
     junit = next(r for r in summary["recorded"] if r["step"].startswith("junit"))
     assert junit["stage"] == "CI post always" and ", 0 failed" in junit["note"], junit
 
 
-@pytest.mark.parametrize("jvariant", [_param(MAIN_VARIANT)])
+@pytest.mark.parametrize("jvariant", [param(MAIN_VARIANT)])
 def test_main_branch_publishes(
-    jvariant, generated_projects, offline_uv_env, tmp_path, record_ci_run
+    jvariant, generated_projects, offline_uv_env, tmp_path, record_property
 ):
     project = generated_projects(jvariant)
     workspace = jenkins_checkout(project, tmp_path / "workspace", branch="main")
     remote = tmp_path / "remote"  # empty: every object in it after the run was pushed by it
     remote.mkdir()
-    use_dvc_remote(workspace, remote)
-    summary, log = run_harness(workspace, {"BRANCH_NAME": "main"}, env=offline_uv_env)
-    record_ci_run(
-        f"{jvariant.id} (main)",
-        "jenkins",
-        summary["stages_run"],
-        substituted(summary),
-        summary["result"],
+    use_remote_locally(workspace, remote)
+    run = run_jenkinsfile(
+        workspace,
+        {"BRANCH_NAME": "main"},
+        variant=jvariant.id,
+        env=offline_uv_env,
     )
-    assert summary["result"] == "SUCCESS", tail(log)
+    record_and_assert(run, record_property)
+    summary, log = run.details, run.log
     deploys = effective_answer(jvariant.data, "deploy_target")
     expected = ["Install", "CI", "Publish"] + (["Deploy staging"] if deploys != "none" else [])
     assert summary["stages_run"] == expected, summary["stages"]
     if deploys != "none":  # no settings configured: the stage says which, and passes
         assert "deploy staging skipped: set DEPLOY_HOST, DEPLOY_SSH_KEY, DEPLOY_URL" in log
     assert summary["triggers"] == ["cron('H 5 * * *')"]
-    assert_docker_not_run(summary, jvariant)
-    publish = stage(summary, "Publish")
+    assert_docker_not_run(run, jvariant)
+    publish = stage(run, "Publish")
     if jvariant.data["use_docker"]:
         assert any("poe docker-login" in s for s in publish["not_run"]), publish
         assert any("poe docker-push" in s for s in publish["not_run"]), publish
@@ -283,22 +137,21 @@ def _is_cached_out(workspace: Path, path: str) -> bool:
     return not re.search(rf"- {re.escape(path)}:\s*\n\s*cache: false", text)
 
 
-@pytest.mark.parametrize("jvariant", [_param(MAIN_VARIANT)])
-def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, record_ci_run):
+@pytest.mark.parametrize("jvariant", [param(MAIN_VARIANT)])
+def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, record_property):
     project = generated_projects(jvariant)
     workspace = jenkins_checkout(project, tmp_path / "workspace", tag="v1.0.0")
     remote = tmp_path / "remote"  # a copy: the shared project's remote stays untouched
-    shutil.copytree(shared_remote(project), remote)
-    use_dvc_remote(workspace, remote)
-    summary, log = run_harness(workspace, {"TAG_NAME": "v1.0.0"}, env=offline_uv_env)
-    record_ci_run(
-        f"{jvariant.id} (tag v1.0.0)",
-        "jenkins",
-        summary["stages_run"],
-        substituted(summary),
-        summary["result"],
+    shutil.copytree(remote_dir(project), remote)
+    use_remote_locally(workspace, remote)
+    run = run_jenkinsfile(
+        workspace,
+        {"TAG_NAME": "v1.0.0"},
+        variant=jvariant.id,
+        env=offline_uv_env,
     )
-    assert summary["result"] == "SUCCESS", tail(log)
+    record_and_assert(run, record_property)
+    summary, log = run.details, run.log
     deploys = effective_answer(jvariant.data, "deploy_target")
     expected = ["Install", "CI", "Publish", "Release"]
     expected += ["Deploy production"] if deploys != "none" else []
@@ -314,27 +167,22 @@ def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, re
     assert "file(s) found" in archived["note"], archived
 
 
-@pytest.mark.parametrize("jvariant", [_param(MAIN_VARIANT)])
+@pytest.mark.parametrize("jvariant", [param(MAIN_VARIANT)])
 def test_nightly_timer_monitors_and_checks_template_updates(
-    jvariant, generated_projects, template_releases, offline_uv_env, tmp_path, record_ci_run
+    jvariant, generated_projects, template_releases, offline_uv_env, tmp_path, record_property
 ):
     project = clone(generated_projects(jvariant), tmp_path / "project")
     generated_from_release(project, template_releases, "v1.0.0")  # v2.0.0 is out
     workspace = jenkins_checkout(project, tmp_path / "workspace", branch="main")
-    summary, log = run_harness(
+    run = run_jenkinsfile(
         workspace,
         {"BRANCH_NAME": "main"},
+        variant=jvariant.id,
         env=offline_uv_env,
         causes=["hudson.triggers.TimerTrigger$TimerTriggerCause"],
     )
-    record_ci_run(
-        f"{jvariant.id} (timer)",
-        "jenkins",
-        summary["stages_run"],
-        substituted(summary),
-        summary["result"],
-    )
-    assert summary["result"] == "SUCCESS", tail(log)
+    record_and_assert(run, record_property)
+    summary, log = run.details, run.log
     # Install has no `when` (it sets up uv for Monitor); every other stage but Monitor is skipped.
     assert summary["stages_run"] == ["Install", "Monitor", "Template update"], summary["stages"]
     assert [s["script"] for s in summary["sh"] if s["stage"] == "Monitor"] == [
@@ -350,25 +198,26 @@ def test_nightly_timer_monitors_and_checks_template_updates(
     assert "version 2.0.0 is available" in log, tail(log)
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize("scenario", list(BROKEN_CHANGES))
 @pytest.mark.xdist_group(MAIN_VARIANT.id)
-def test_broken_change_fails(scenario, generated_projects, offline_uv_env, tmp_path, record_ci_run):
+def test_broken_change_fails(
+    scenario, generated_projects, offline_uv_env, tmp_path, record_property
+):
     project = generated_projects(MAIN_VARIANT)
     workspace = clone(project, tmp_path / "change")
-    expected = SCENARIOS[scenario](workspace)  # commits the broken change
+    expected = BROKEN_CHANGES[scenario](workspace)  # commits the broken change
     workspace = jenkins_checkout(workspace, tmp_path / "workspace", branch="feature")
     # The change's clone has the project's DVC remote configured; pulls read it, nothing pushes.
-    summary, log = run_harness(workspace, {"BRANCH_NAME": "feature"}, env=offline_uv_env)
-    record_ci_run(
-        f"{MAIN_VARIANT.id} ({scenario})",
-        "jenkins",
-        summary["stages_run"],
-        substituted(summary),
-        f"{summary['result']} (expected)" if summary["result"] == "FAILURE" else summary["result"],
+    run = run_jenkinsfile(
+        workspace,
+        {"BRANCH_NAME": "feature"},
+        variant=f"{MAIN_VARIANT.id} ({scenario})",
+        env=offline_uv_env,
     )
-    assert summary["result"] == "FAILURE", tail(log)
-    assert expected in log, tail(log)
-    assert stage(summary, "CI")["status"] == "FAILURE"
+    record_and_assert(run, record_property, fails_with=expected)
+    summary = run.details
+    assert summary["result"] == "FAILURE", tail(run.log)
+    assert stage(run, "CI")["status"] == "FAILURE"
     assert any(e.startswith("CI: script returned exit code") for e in summary["errors"]), summary[
         "errors"
     ]
@@ -383,22 +232,16 @@ def test_broken_change_fails(scenario, generated_projects, offline_uv_env, tmp_p
 
 
 @pytest.fixture(scope="module")
-def rendered_jenkinsfiles(template_src, tmp_path_factory) -> list[tuple[str, Path]]:
-    """Every distinct Jenkinsfile the covering variants render (tasks skipped: text only)."""
-    root = tmp_path_factory.mktemp("jenkinsfiles")
-    distinct: dict[str, tuple[str, Path]] = {}
-    for variant in JENKINS_VARIANTS:
-        dst = render(template_src, root / variant.id, variant.data)
-        text = (dst / "Jenkinsfile").read_text()
-        distinct.setdefault(text, (variant.id, dst / "Jenkinsfile"))
-    return list(distinct.values())
+def rendered_jenkinsfiles(template_src, tmp_path_factory):
+    """Every distinct Jenkinsfile copier.yml's answers render (tests/harness/renderings.py)."""
+    return distinct_renderings(template_src, tmp_path_factory.mktemp("jenkinsfiles"), "jenkins")
 
 
 def test_jenkinsfiles_lint(rendered_jenkinsfiles):
     if not LINTER.is_file():
         pytest.skip("npm-groovy-lint is not installed (scripts/install-ci-tools)")
     node = str(NODE22) if NODE22.exists() else shutil.which("node")
-    files = [str(path) for _, path in rendered_jenkinsfiles]
+    files = [str(r.directory / "Jenkinsfile") for r in rendered_jenkinsfiles]
     proc = subprocess.run(
         [node, str(LINTER), "--noserver", "--failon", "error", *files],
         capture_output=True,
@@ -410,14 +253,20 @@ def test_jenkinsfiles_lint(rendered_jenkinsfiles):
 
 def test_jenkinsfiles_parse(rendered_jenkinsfiles):
     """Parse-only run: evaluates every block of each distinct file, sh not run, `when` ignored."""
-    for variant_id, path in rendered_jenkinsfiles:
-        summary, log = run_harness(
-            path.parent, {"BRANCH_NAME": "main"}, dry_run=True, jenkinsfile=path
+    for rendering in rendered_jenkinsfiles:
+        path = rendering.directory / "Jenkinsfile"
+        run = run_jenkinsfile(
+            path.parent,
+            {"BRANCH_NAME": "main"},
+            variant=str(rendering.answers),
+            dry_run=True,
+            jenkinsfile=path,
         )
-        assert summary["result"] == "SUCCESS", f"{variant_id}: {summary['errors']}\n{tail(log)}"
-        names = [s["name"] for s in summary["model"]]
+        assert run.passed, f"{rendering.answers}: {run.details['errors']}\n{tail(run.log)}"
+        names = [s["name"] for s in run.details["model"]]
         assert names[:2] == ["Install", "CI"] and "Release" in names and "Monitor" in names, names
-        assert ("Image" in names) == ("use_docker" in variant_id.split("-")), names
+        use_docker = effective_answer(rendering.answers, "use_docker")
+        assert ("Image" in names) == use_docker, (rendering.answers, names)
 
 
 SEMANTICS_JENKINSFILE = r"""
@@ -490,26 +339,12 @@ def test_harness_semantics(tmp_path):
             "reg": {"username": "bot", "password": "pw-secret-2"},
         },
     }
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    proc = subprocess.run(
-        [
-            GROOVY,
-            "-cp",
-            str(HARNESS_DIR),
-            str(HARNESS_DIR / "run_pipeline.groovy"),
-            str(tmp_path / "config.json"),
-        ],
-        env={**os.environ, "JAVA_HOME": java_home()},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    log = proc.stdout + proc.stderr
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert proc.returncode == 1 and summary["result"] == "FAILURE", log
+    summary, log, code = run_groovy(config, tmp_path / "config.json")
+    assert code == 1 and summary["result"] == "FAILURE", log
+    stages = {s["name"]: s for s in summary["stages"]}
     assert summary["stages_run"] == ["Env", "Glob", "Combo", "Creds", "Fail"], summary["stages"]
-    assert stage(summary, "After")["reason"] == "skipped due to earlier failure(s)"
-    assert stage(summary, "MainOnly")["status"] == stage(summary, "Tag")["status"] == "SKIPPED"
+    assert stages["After"]["reason"] == "skipped due to earlier failure(s)"
+    assert stages["MainOnly"]["status"] == stages["Tag"]["status"] == "SKIPPED"
     assert summary["errors"] == ["Fail: script returned exit code 3"], summary["errors"]
     assert [s["exit"] for s in summary["sh"]] == [0, 0, 0, 0, 0, 0, 3]
     assert (

@@ -1,7 +1,7 @@
 """Generated Dockerfiles: linted statically, then built, run, pushed and pulled for real.
 
 The real tests build from a project generated with python_version 3.11 (the local base image's
-python3; see tests/fixtures_services.py) on a private dockerd with vfs storage and no bridge,
+python3; see tests/harness/services.py) on a private dockerd with vfs storage and no bridge,
 so containers run with --network host and the server's port comes from UVICORN_PORT.
 """
 
@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import render
-from tests.covering import ALL_PROVIDERS
-from tests.fixtures_services import BASE_IMAGE_PYTHON, free_port
-from tests.variants import QUESTIONS, Variant
+from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.commands import run
+from tests.harness.matrix import QUESTIONS, Variant
+from tests.harness.render import render
+from tests.harness.services import BASE_IMAGE_PYTHON, free_port
 
 DOCKERFILE = "Dockerfile"
 BUILD_TIMEOUT = 1800  # vfs copies every layer in full: slow, but bounded
@@ -71,29 +72,18 @@ def test_every_rendered_dockerfile_passes_hadolint(template_src, tmp_path):
 # --- real builds -------------------------------------------------------------------------
 
 
-def _run(command: list[str], cwd: Path | None, env: dict[str, str], timeout: float = 300):
-    result = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, (
-        f"{' '.join(command)} exited {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-    )
-    return result
-
-
 @pytest.fixture(scope="module")
 def env(docker_env, offline_uv_env) -> dict[str, str]:
     return {**os.environ, **offline_uv_env, **docker_env}
 
 
 def _docker(env: dict[str, str], *args: str, timeout: float = 300) -> str:
-    return _run(["docker", *args], None, env, timeout).stdout.strip()
+    return run(["docker", *args], None, env, timeout).stdout.strip()
 
 
 def _build(project: Path, env: dict[str, str], image: str) -> float:
     start = time.monotonic()
-    _run(["uv", "run", "poe", "docker-build"], project, {**env, "IMAGE": image}, BUILD_TIMEOUT)
+    run(["uv", "run", "poe", "docker-build"], project, {**env, "IMAGE": image}, BUILD_TIMEOUT)
     return time.monotonic() - start
 
 
@@ -222,7 +212,7 @@ def test_fastapi_image_builds_serves_pushes_and_pulls(generated_projects, env, t
         _stop_container(env, name)
 
     # Push with the project's own task, drop the local copy, pull it back and run it again.
-    _run(["uv", "run", "poe", "docker-push"], project, {**env, "IMAGE": image}, 600)
+    run(["uv", "run", "poe", "docker-push"], project, {**env, "IMAGE": image}, 600)
     _docker(env, "image", "rm", image)
     gone = subprocess.run(["docker", "image", "inspect", image], env=env, capture_output=True)
     assert gone.returncode != 0

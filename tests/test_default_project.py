@@ -9,21 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import generate_project
+from tests.harness.commands import run
+from tests.harness.render import generate_project
 
 pytestmark = pytest.mark.slow
 
 
 def sh(*command: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(command)} failed ({result.returncode}) in {cwd}:\n"
-            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        )
-    return result
+    return run(list(command), cwd, {**os.environ, "NO_COLOR": "1"}, check=check)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ import csv
 import importlib.util
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -36,9 +35,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, clone, render
-from tests.covering import ALL_PROVIDERS
-from tests.fixtures_services import free_port
+from tests.harness import github, gitlab, jenkins
+from tests.harness.ci_run import record_and_assert
+from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.commands import run
+from tests.harness.dvc import point_remote, remote_dir
+from tests.harness.git import commit, git
+from tests.harness.render import REPO_ROOT, clone, render
+from tests.harness.services import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -47,20 +51,6 @@ KUBERNETES_VALIDATE = Path(sys.executable).with_name("kubernetes-validate")
 # The core variant with every provider, FastAPI and Docker: its deploy_target is the default.
 SSH_VARIANT = ALL_PROVIDERS
 assert "deploy_target" not in SSH_VARIANT.data  # so the default (ssh) applies
-
-
-def _run(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 900):
-    return subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def _ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, (
-        f"{' '.join(result.args)} exited {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
-    )
-    return result
 
 
 def _get(url: str) -> dict:
@@ -77,13 +67,11 @@ def _post(url: str, body: dict) -> dict:
 
 
 def _running_image(env: dict[str, str], project: str) -> str:
-    names = _ok(
-        _run(
-            ["docker", "ps", "--filter", f"label=com.docker.compose.project={project}",
-             "--format", "{{.Image}}"],
-            Path("/"),
-            env,
-        )
+    names = run(
+        ["docker", "ps", "--filter", f"label=com.docker.compose.project={project}",
+         "--format", "{{.Image}}"],
+        Path("/"),
+        env,
     ).stdout.split()  # fmt: skip
     assert len(names) == 1, names
     return names[0]
@@ -96,9 +84,9 @@ def _running_image(env: dict[str, str], project: str) -> str:
 def test_deploy_without_settings_is_skipped_with_a_message(generated_projects, tmp_path):
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
-    result = _ok(_run(["uv", "run", "poe", "deploy", "staging"], project, env))
+    result = run(["uv", "run", "poe", "deploy", "staging"], project, env)
     assert "deploy staging skipped: set DEPLOY_HOST, DEPLOY_SSH_KEY, DEPLOY_URL" in result.stdout
-    bad = _run(["uv", "run", "poe", "deploy", "qa"], project, env)
+    bad = run(["uv", "run", "poe", "deploy", "qa"], project, env, check=False)
     assert bad.returncode == 2
     assert "invalid choice: 'qa' (choose from 'staging', 'production')" in bad.stderr
 
@@ -115,22 +103,22 @@ def images(generated_projects, docker_env, offline_uv_env, tmp_path_factory) -> 
     Neither stays on the daemon: every deployment pulls from the registry, as a host would."""
     project = clone(generated_projects(SSH_VARIANT), tmp_path_factory.mktemp("images") / "p")
     env = {**os.environ, **offline_uv_env, **docker_env}
-    _ok(_run(["uv", "run", "poe", "pull"], project, env))  # the model the image ships
+    run(["uv", "run", "poe", "pull"], project, env)  # the model the image ships
     registry = docker_env["REGISTRY"]
     good, broken = f"{registry}/my-model:v1", f"{registry}/my-model:broken"
-    _ok(_run(["uv", "run", "poe", "docker-build"], project, {**env, "IMAGE": good}, 1800))
-    _ok(_run(["uv", "run", "poe", "docker-push"], project, {**env, "IMAGE": good}))
+    run(["uv", "run", "poe", "docker-build"], project, {**env, "IMAGE": good}, 1800)
+    run(["uv", "run", "poe", "docker-push"], project, {**env, "IMAGE": good})
     (project / "broken.Dockerfile").write_text(f"FROM {good}\nENV MODEL_PATH=/nonexistent\n")
-    _ok(_run(["docker", "build", "-f", "broken.Dockerfile", "--tag", broken, "."], project, env))
-    _ok(_run(["docker", "push", broken], project, env))
-    _ok(_run(["docker", "image", "rm", good, broken], project, env))
+    run(["docker", "build", "-f", "broken.Dockerfile", "--tag", broken, "."], project, env)
+    run(["docker", "push", broken], project, env)
+    run(["docker", "image", "rm", good, broken], project, env)
     return {"good": good, "broken": broken}
 
 
 def _publish(env: dict[str, str], image: str, name: str) -> None:
     """Put image in the registry under another name too (a second release of it)."""
     for command in (["pull", image], ["tag", image, name], ["push", name], ["image", "rm", name]):
-        _ok(_run(["docker", *command], Path("/"), env))
+        run(["docker", *command], Path("/"), env)
 
 
 @pytest.fixture
@@ -167,7 +155,7 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
 ):
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
     env = {**os.environ, **offline_uv_env, **docker_env}
-    _ok(_run(["uv", "run", "poe", "pull"], project, env))  # the data the drift check reads
+    run(["uv", "run", "poe", "pull"], project, env)  # the data the drift check reads
     good, broken, url = images["good"], images["broken"], staging["DEPLOY_URL"]
     deploy_env = {
         **env,
@@ -177,7 +165,7 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     deploy = ["uv", "run", "poe", "deploy", "staging"]
 
     # 1. Deploy v1 to staging: it passes the smoke test and is recorded as a release.
-    first = _ok(_run(deploy, project, {**deploy_env, "IMAGE": good}))
+    first = run(deploy, project, {**deploy_env, "IMAGE": good})
     assert "smoke test passed" in first.stdout and f"{good} is live" in first.stdout
     assert _get(f"{url}/health") == {"status": "ok"}
     assert _releases(staging) == [good]
@@ -187,10 +175,10 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     with (project / "data" / "prepared" / "test.csv").open(newline="") as handle:
         sent = [{name: float(row[name]) for name in rows[0]} for row in csv.DictReader(handle)]
     assert len(_post(f"{url}/predict", {"rows": sent})["predictions"]) == len(sent)
-    fetched = _ok(_run(["uv", "run", "poe", "fetch-traffic", "staging"], project, deploy_env))
+    fetched = run(["uv", "run", "poe", "fetch-traffic", "staging"], project, deploy_env)
     assert "fetched 1 prediction log file(s) into data/traffic/staging" in fetched.stdout
     monitor_env = {**deploy_env, "MONITOR_BATCH": "data/traffic/staging"}
-    monitor = _ok(_run(["uv", "run", "poe", "monitor"], project, monitor_env))
+    monitor = run(["uv", "run", "poe", "monitor"], project, monitor_env)
     report = json.loads((project / "reports" / "drift.json").read_text())
     # The smoke test's row and the rows sent here: all of the API's traffic, logged, and
     # (held-out data like the training data) not drifting.
@@ -198,7 +186,7 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     assert report["drift_detected"] is False, monitor.stdout
 
     # 3. The broken image fails its smoke test and is rolled back automatically.
-    failed = _run(deploy, project, {**deploy_env, "IMAGE": broken})
+    failed = run(deploy, project, {**deploy_env, "IMAGE": broken}, check=False)
     assert failed.returncode != 0, failed.stdout
     assert f"ROLLING BACK to {good}" in failed.stdout, failed.stdout
     assert f"{broken} failed its smoke test and was rolled back to {good}" in failed.stderr
@@ -209,9 +197,9 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     # 4. Manual rollback: a second good release, then back to the first.
     second = good.replace(":v1", ":v2")
     _publish(env, good, second)
-    _ok(_run(deploy, project, {**deploy_env, "IMAGE": second}))
+    run(deploy, project, {**deploy_env, "IMAGE": second})
     assert _running_image(env, COMPOSE_PROJECT) == second
-    back = _ok(_run(["uv", "run", "poe", "rollback", "staging"], project, deploy_env))
+    back = run(["uv", "run", "poe", "rollback", "staging"], project, deploy_env)
     assert f"{good} is live again" in back.stdout
     assert _running_image(env, COMPOSE_PROJECT) == good
     assert _releases(staging) == [good]
@@ -285,25 +273,15 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
     print("\nkubectl apply to a cluster: not run (no Kubernetes cluster is reachable here)")
 
 
-# --- each provider's CD pipeline deploys (run locally, as in tests/test_ci_*.py) ---------------
+# --- each provider's CD pipeline deploys (run locally with tests/harness's runners) -------------
 # Each runs the pipeline's staging deployment for a good commit, then for a commit whose image is
 # the broken one: the job fails, the pipeline rolls back, and the good version answers again.
 
-
-def _commit(project: Path, message: str) -> str:
-    subprocess.run(
-        ["git", "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q",
-         "--allow-empty", "--no-verify", "-m", message],
-        cwd=project,
-        check=True,
-    )  # fmt: skip
-    return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
-    ).stdout.strip()
+BROKEN_DEPLOY = "failed its smoke test and was rolled back"
 
 
 def _assert_rolled_back(env: dict[str, str], staging: dict[str, str], good: str, log: str):
-    assert "ROLLING BACK to" in log and "failed its smoke test and was rolled back" in log, log
+    assert "ROLLING BACK to" in log and BROKEN_DEPLOY in log, log
     assert _get(f"{staging['DEPLOY_URL']}/health") == {"status": "ok"}
     assert _running_image(env, COMPOSE_PROJECT) == good
     assert _releases(staging) == [good]
@@ -311,37 +289,28 @@ def _assert_rolled_back(env: dict[str, str], staging: dict[str, str], good: str,
 
 def _own_dvc_remote(project: Path, directory: Path) -> None:
     """Point the clone's DVC remote at a copy, so CI's `poe push` leaves the shared one alone."""
-    config = project / ".dvc" / "config"
-    url = re.search(r"(?m)^\s*url = (.*)$", config.read_text()).group(1)
-    shutil.copytree(url, directory)
-    config.write_text(re.sub(r"(?m)^(\s*url = ).*$", rf"\g<1>{directory}", config.read_text()))
-    _commit(project, "CI pushes to its own DVC remote")
+    shutil.copytree(remote_dir(project), directory)
+    point_remote(project, directory)
+    commit(project, "CI pushes to its own DVC remote", add_all=False)
 
 
 def _break_the_image(project: Path) -> str:
     """A commit that passes CI but whose image cannot start (its model path points nowhere)."""
     dockerfile = project / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + "ENV MODEL_PATH=/nonexistent\n")
-    subprocess.run(["git", "add", "Dockerfile"], cwd=project, check=True)
-    return _commit(project, "Broken image")
+    return commit(project, "Broken image", add_all=False)
 
 
 @pytest.mark.xdist_group("deploy")
 def test_github_cd_deploys_staging_and_rolls_back(
-    generated_projects, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
+    generated_projects, staging, docker_env, offline_uv_env, record_property, tmp_path
 ):
     """cd.yml on a push to main, every job for real: validate, the image built and pushed to
     the registry (the REGISTRY variable points at the local one instead of GHCR), and
     deploy-staging. Then a commit whose image is broken: deployed, rolled back, job red."""
-    from tests.test_ci_github import PROVIDER, push_event, run_act
-
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
     # act names the repository after the origin remote, as GitHub does (acme/my-model).
-    subprocess.run(
-        ["git", "remote", "set-url", "origin", "https://github.com/acme/my-model.git"],
-        cwd=project,
-        check=True,
-    )
+    git(project, "remote", "set-url", "origin", "https://github.com/acme/my-model.git")
     _own_dvc_remote(project, tmp_path / "dvc-remote")
     env = {**os.environ, **docker_env}
     secrets = {"DEPLOY_SSH_KEY": staging["DEPLOY_SSH_KEY"], "GITHUB_TOKEN": "local-act-token"}
@@ -349,66 +318,55 @@ def test_github_cd_deploys_staging_and_rolls_back(
     variables["REGISTRY"] = docker_env["REGISTRY"]
     shas, runs = {}, {}
     for label in ("good", "broken"):
-        shas[label] = _break_the_image(project) if label == "broken" else _commit(project, "v1")
-        runs[label] = run_act(
+        shas[label] = (
+            _break_the_image(project)
+            if label == "broken"
+            else commit(project, "v1", add_all=False, allow_empty=True)
+        )
+        runs[label] = github.run_act(
             project,
             "push",
-            push_event(project, "refs/heads/main", "acme/my-model"),
+            github.push_event(project, "refs/heads/main", "acme/my-model"),
             tmp_path / f"act-{label}",
             offline_uv_env,
             workflow="cd.yml",
+            variant=SSH_VARIANT.id,
+            trigger=f"push main (cd.yml), {label} image",
             job="deploy-staging",
             env={**docker_env, "DEPLOY_SMOKE_TIMEOUT": staging["DEPLOY_SMOKE_TIMEOUT"]},
             secrets=secrets,
             variables=variables,
             cache_dir=tmp_path / "actions-cache",
         )
+        runs[label].substituted.append("local registry instead of GHCR (REGISTRY variable)")
     good, broken = runs["good"], runs["broken"]
-    ok = good.returncode == 0 and broken.returncode != 0
-    record_ci_run(
-        SSH_VARIANT.id,
-        PROVIDER,
-        ["push main (cd.yml): " + ", ".join(good.job_results), "then a broken image: rolled back"],
-        [*good.substituted, "local registry instead of GHCR (REGISTRY variable)"],
-        "passed" if ok else "FAILED",
-    )
-    assert good.returncode == 0, good.describe()
-    assert good.job_results.get("image") == "success", good.describe()
+    record_and_assert(good, record_property, jobs=["image", "deploy"])
     first = f"{docker_env['REGISTRY']}/my-model:{shas['good'][:12]}"  # poe image-name
     assert "smoke test passed" in good.log and f"{first} is live" in good.log, good.describe()
-    assert broken.returncode != 0, broken.describe()
-    assert broken.job_results.get("image") == "success", broken.describe()
+    record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
+    assert broken.jobs.get("image") == "success", broken.describe()
     _assert_rolled_back(env, staging, first, broken.log)
 
 
 @pytest.mark.xdist_group("deploy")
 def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
-    generated_projects, images, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
+    generated_projects, images, staging, docker_env, offline_uv_env, record_property, tmp_path
 ):
-    from tests.test_ci_gitlab import (
-        GITLAB_CI_LOCAL,
-        SHELL_EXECUTOR,
-        _ran_and_passed,
-        _tail,
-        _variables,
-        run_pipeline,
-    )
-
     """The default-branch pipeline's deploy-staging job. Its docker-image job is not run: its
     docker:dind service is an image from Docker Hub (unreachable here), and gitlab-ci-local
     starts services even in the shell executor. The images it would push are put in the local
-    registry under their `poe image-name`, $CI_REGISTRY_IMAGE/<project>:<commit>, by the `images`
-    fixture (built with the same `poe docker-build`)."""
+    registry under their `poe image-name`, $CI_REGISTRY_IMAGE/<project>:<commit>, by the
+    `images` fixture (built with the same `poe docker-build`)."""
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
     env = {**os.environ, **docker_env}
     registry_image = f"{docker_env['REGISTRY']}/my-model"
-    logs, firsts = {}, {}
+    runs, firsts = {}, {}
     for label, image in (("good", images["good"]), ("broken", images["broken"])):
-        sha = _commit(project, f"{label} release")
+        sha = commit(project, f"{label} release", add_all=False, allow_empty=True)
         # The image the docker-image job pushes: $CI_REGISTRY_IMAGE/<project>:<commit>.
         firsts[label] = f"{registry_image}/my-model:{sha[:12]}"
         _publish(env, image, firsts[label])
-        variables = _variables(
+        variables = gitlab.pipeline_variables(
             project,
             CI_COMMIT_BRANCH="main",
             CI_COMMIT_REF_NAME="main",
@@ -416,35 +374,32 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
             CI_REGISTRY_IMAGE=registry_image,
             **staging,  # environment-scoped variables of staging
         )
-        code, logs[label] = run_pipeline(
-            GITLAB_CI_LOCAL, project, ["deploy-staging"], {**env, **offline_uv_env}, variables
+        runs[label] = gitlab.run_pipeline(
+            project,
+            ["deploy-staging"],
+            {**env, **offline_uv_env},
+            variables,
+            variant=SSH_VARIANT.id,
+            trigger=f"deploy-staging (main), {label} image",
         )
-        logs[label] = f"exit {code}\n{logs[label]}"
-    good_ok = logs["good"].startswith("exit 0") and _ran_and_passed(logs["good"], "deploy-staging")
-    broken_failed = not logs["broken"].startswith("exit 0")
-    record_ci_run(
-        SSH_VARIANT.id,
-        "gitlab",
-        ["deploy-staging (main), then a broken image: rolled back"],
-        [SHELL_EXECUTOR, "docker-image: not run (its docker:dind service needs Docker Hub)"],
-        "passed" if good_ok and broken_failed else "FAILED",
-    )
-    assert good_ok, _tail(logs["good"])
-    assert f"{firsts['good']} is live" in logs["good"], _tail(logs["good"])
-    assert broken_failed, _tail(logs["broken"])
-    _assert_rolled_back(env, staging, firsts["good"], logs["broken"])
+        runs[label].substituted.append(
+            "docker-image: not run (its docker:dind service needs Docker Hub)"
+        )
+    good, broken = runs["good"], runs["broken"]
+    record_and_assert(good, record_property, jobs=["deploy-staging"])
+    assert f"{firsts['good']} is live" in good.log, good.describe()
+    record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
+    _assert_rolled_back(env, staging, firsts["good"], broken.log)
 
 
 @pytest.mark.xdist_group("deploy")
 def test_jenkins_pipeline_deploys_staging_and_rolls_back(
-    generated_projects, staging, docker_env, offline_uv_env, record_ci_run, tmp_path
+    generated_projects, staging, docker_env, offline_uv_env, record_property, tmp_path
 ):
     """The Jenkinsfile on main, every stage for real with the test's Docker daemon: CI, Image
     (poe docker-build), Publish (poe push, docker login and poe docker-push to the local
     registry named by DOCKER_REGISTRY) and Deploy staging. Then a commit whose image is broken."""
-    from tests.test_ci_jenkins import GROOVY, jenkins_checkout, run_harness, substituted, tail
-
-    if GROOVY is None:
+    if jenkins.GROOVY is None:
         pytest.skip("groovy is not installed (scripts/install-ci-tools)")
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "project")
     _own_dvc_remote(project, tmp_path / "dvc-remote")
@@ -461,30 +416,28 @@ def test_jenkins_pipeline_deploys_staging_and_rolls_back(
         "DOCKER_REGISTRY": registry,
     }
     credentials = {"staging-deploy-ssh-key": staging["DEPLOY_SSH_KEY"]}
-    results, names = {}, {}
+    runs, names = {}, {}
     for label in ("good", "broken"):
-        sha = _break_the_image(project) if label == "broken" else _commit(project, "v1")
+        sha = (
+            _break_the_image(project)
+            if label == "broken"
+            else commit(project, "v1", add_all=False, allow_empty=True)
+        )
         names[label] = f"{registry}/my-model:{sha[:12]}"  # poe image-name
-        workspace = jenkins_checkout(project, tmp_path / f"workspace-{label}", branch="main")
-        results[label] = run_harness(
+        workspace = jenkins.jenkins_checkout(project, tmp_path / f"workspace-{label}", "main")
+        runs[label] = jenkins.run_jenkinsfile(
             workspace,
             {"BRANCH_NAME": "main"},
+            variant=f"{SSH_VARIANT.id} ({label} image)",
             env={**offline_uv_env, **docker_env, **properties},
             credentials=credentials,
             unavailable={},
         )
-    (good, good_log), (broken, broken_log) = results["good"], results["broken"]
-    record_ci_run(
-        f"{SSH_VARIANT.id} (main, deploy)",
-        "jenkins",
-        good["stages_run"],
-        substituted(good),
-        "passed" if good["result"] == "SUCCESS" and broken["result"] == "FAILURE" else "FAILED",
-    )
-    assert good["result"] == "SUCCESS", tail(good_log)
-    assert good["stages_run"] == ["Install", "CI", "Image", "Publish", "Deploy staging"]
-    docker_steps = [s for s in good["sh"] if "docker" in s["script"]]
+    good, broken = runs["good"], runs["broken"]
+    record_and_assert(good, record_property)
+    assert good.details["stages_run"] == ["Install", "CI", "Image", "Publish", "Deploy staging"]
+    docker_steps = [s for s in good.details["sh"] if "docker" in s["script"]]
     assert docker_steps and all(s["exit"] == 0 for s in docker_steps), docker_steps
-    assert f"{names['good']} is live" in good_log, tail(good_log)
-    assert broken["result"] == "FAILURE", tail(broken_log)
-    _assert_rolled_back(env, staging, names["good"], broken_log)
+    assert f"{names['good']} is live" in good.log, good.describe()
+    record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
+    _assert_rolled_back(env, staging, names["good"], broken.log)

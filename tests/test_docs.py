@@ -9,10 +9,10 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
-from tests.variants import QUESTIONS
+from tests.harness.matrix import QUESTIONS
+from tests.harness.render import REPO_ROOT
 
-HOOK = REPO_ROOT / "docs" / "hooks" / "questions_table.py"
+HOOK = REPO_ROOT / "docs" / "mkdocs_hooks" / "questions_table.py"
 
 
 def load_hook():
@@ -38,7 +38,7 @@ def test_site_builds_strictly_with_every_question(tmp_path):
     assert "<!-- questions-table -->" not in page, "the hook did not replace the marker"
     missing = [name for name in QUESTIONS if f"<code>{name}</code>" not in page]
     assert not missing, f"questions missing from the built questions page: {missing}"
-    assert not (site / "hooks").exists(), "the hook is build code, not a page"
+    assert not (site / "mkdocs_hooks").exists(), "the hook is build code, not a page"
 
 
 def test_table_row_shows_choices_and_default():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import REPO_ROOT, render
+from tests.harness.render import REPO_ROOT, render
 
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
 import post_copy  # noqa: E402

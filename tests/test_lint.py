@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
+from tests.harness.render import REPO_ROOT
 
 
 def test_ruff_check_and_format():

@@ -17,22 +17,21 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, clone, render
-from tests.covering import GITLAB_ONLY, JENKINS_ONLY
+from tests.harness.ci_variants import GITLAB_ONLY, JENKINS_ONLY
+from tests.harness.commands import run
+from tests.harness.render import REPO_ROOT, clone, render
+from tests.harness.services import free_port, http_ok, port_open, wait_until
 
 PACKAGE = "my_model"
-# The core CI variants (tests/covering.py) that exercise PyTorch and MLflow with S3, so the
-# projects generated for the CI runs are reused here.
+# The core CI variants (tests/harness/ci_variants.py) that exercise PyTorch and MLflow with S3,
+# so the projects generated for the CI runs are reused here.
 PYTORCH = GITLAB_ONLY
 COMMON = {"ci_providers": ["github"], "serving": "none", "use_docker": False}
 MLFLOW_S3 = JENKINS_ONLY
@@ -42,20 +41,7 @@ QUIET = {"NO_COLOR": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1
 def sh(
     *command: str, cwd: Path, env: dict[str, str] | None = None, check: bool = True, timeout=900
 ):
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **QUIET, **(env or {})},
-        timeout=timeout,
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"{' '.join(command)} failed ({result.returncode}) in {cwd}:\n"
-            f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        )
-    return result
+    return run(list(command), cwd, {**os.environ, **QUIET, **(env or {})}, timeout, check)
 
 
 @pytest.fixture(autouse=True)
@@ -63,12 +49,6 @@ def _offline_uv(offline_uv_env, monkeypatch):
     """uv in clones resolves torch from the local CPU index, like the copy-time tasks did."""
     for name, value in offline_uv_env.items():
         monkeypatch.setenv(name, value)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_above_thresholds(metrics: dict, project: Path) -> None:
@@ -90,15 +70,7 @@ def service(command: list[str], ready, cwd: Path, env: dict[str, str], timeout: 
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if process.poll() is not None:
-                pytest.fail(
-                    f"{command[0]} exited ({process.returncode}):\n{log.read_text()[-3000:]}"
-                )
-            if time.monotonic() > deadline:
-                pytest.fail(f"{command[0]} not ready after {timeout} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_until(ready, command[0], process, log, timeout, interval=0.5)
         yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -110,14 +82,6 @@ def service(command: list[str], ready, cwd: Path, env: dict[str, str], timeout: 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------------- PyTorch
@@ -370,13 +334,9 @@ def test_s3_remote_push_then_fresh_clone_pulls(mf_project, tmp_path):
         "--auth-key", f"{key},{secret}",
     ]  # fmt: skip
 
-    def listening() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
     modify = ("uv", "run", "dvc", "remote", "modify", "--local", "storage", "endpointurl")
     sh(*modify, endpoint, cwd=mf_project)  # .dvc/config.local: git-ignored
-    with service(command, listening, tmp_path, {}, 60, tmp_path / "rclone.log"):
+    with service(command, lambda: port_open(port), tmp_path, {}, 60, tmp_path / "rclone.log"):
         wrong = {"AWS_ACCESS_KEY_ID": "wrong", "AWS_SECRET_ACCESS_KEY": "wrong"}
         denied = sh("uv", "run", "poe", "push", cwd=mf_project, env=wrong, check=False)
         assert denied.returncode != 0, "the server enforces its keys"

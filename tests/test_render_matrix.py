@@ -17,8 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import render
-from tests.variants import effective_answer
+from tests.harness.commands import check_jsonschema
+from tests.harness.matrix import effective_answer
+from tests.harness.render import render
 
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#")
 
@@ -121,18 +122,7 @@ def assert_ruff_clean(project: Path) -> None:
 
 def test_renovate_config_matches_renovates_schema(template_src, tmp_path):
     dst = render(template_src, tmp_path / "project", {"renovate": True})
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--builtin-schema",
-            "vendor.renovate",
-            str(dst / "renovate.json"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = check_jsonschema("vendor.renovate", [dst / "renovate.json"])
     assert result.returncode == 0, result.stdout + result.stderr
     managers = {
         rule["matchManagers"][0]

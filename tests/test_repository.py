@@ -10,8 +10,9 @@ import tomllib
 
 import yaml
 
-from tests.conftest import REPO_ROOT
-from tests.variants import QUESTIONS
+from tests.harness.commands import check_jsonschema
+from tests.harness.matrix import QUESTIONS
+from tests.harness.render import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import changelog_entry  # noqa: E402
@@ -52,18 +53,7 @@ def test_release_without_changelog_entry_is_refused():
 def test_own_workflows_match_the_github_schema():
     workflows = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
     assert {w.name for w in workflows} >= {"test.yml", "release.yml"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "check_jsonschema",
-            "--builtin-schema",
-            "vendor.github-workflows",
-            *map(str, workflows),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = check_jsonschema("vendor.github-workflows", workflows)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -2,14 +2,15 @@
 
 In a temporary git copy of this template the tests release v1, generate a repository from it
 (copy-time tasks included), make team edits, then release a v2 with real template changes (a
-CI job changed, a team-owned file renamed with its migration, a new question with a default)
-and run `copier update --defaults --trust` as a user would.
+CI job changed, a team-owned file renamed with its migration script, template_v2/migrations.py,
+a new question with a default) and run `copier update --defaults --trust` as a user would.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +18,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import clone, copy_template, generate_project
+from tests.harness.git import commit, git
+from tests.harness.render import (
+    clone,
+    copy_template,
+    generate_project,
+    init_release,
+    release,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
 
 GITHUB_DIR = "{% if 'github' in ci_providers %}.github{% endif %}"
 CI_WORKFLOW = Path(GITHUB_DIR) / "workflows" / "ci.yml.jinja"
-TEAM = ["-c", "user.name=Team", "-c", "user.email=team@example.com"]
-
-
-def git(*args: str, cwd: Path) -> str:
-    result = subprocess.run(["git", *TEAM, *args], cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+MIGRATIONS = Path(__file__).parent / "template_v2" / "migrations.py"
 
 
 def copier_update(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -43,11 +45,7 @@ def copier_update(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def release_v1(repo: Path) -> None:
-    copy_template(repo)
-    git("init", "--quiet", "--initial-branch=main", cwd=repo)
-    git("add", "--all", cwd=repo)
-    git("commit", "--quiet", "-m", "Release v1", cwd=repo)
-    git("tag", "v1.0.0", cwd=repo)
+    init_release(copy_template(repo), "v1.0.0")
 
 
 def release_v2(repo: Path) -> None:
@@ -60,11 +58,12 @@ def release_v2(repo: Path) -> None:
     # A team-owned file renamed; its migration carries each team's version across.
     tests = repo / "template" / "tests"
     git(
+        repo,
         "mv",
         str(tests / "test_model_quality.py.jinja"),
         str(tests / "test_model_performance.py.jinja"),
-        cwd=repo,
     )
+    shutil.copy2(MIGRATIONS, repo / "hooks" / "migrations.py")
     copier_yml = repo / "copier.yml"
     text = copier_yml.read_text().replace(
         "tests/test_model_quality.py", "tests/test_model_performance.py"
@@ -84,9 +83,7 @@ def release_v2(repo: Path) -> None:
     )
     copier_yml.write_text(text)
     (repo / "template" / "ALERTS.md.jinja").write_text("Drift alerts go to {{ alerts_channel }}.\n")
-    git("add", "--all", cwd=repo)
-    git("commit", "--quiet", "-m", "Release v2", cwd=repo)
-    git("tag", "v2.0.0", cwd=repo)
+    release(repo, "v2.0.0")
 
 
 def team_edits(project: Path) -> dict[str, bytes]:
@@ -105,8 +102,7 @@ def team_edits(project: Path) -> dict[str, bytes]:
     )
     (project / ".github" / "workflows" / "monitoring.yml").unlink()
     (project / "LICENSE").unlink()
-    git("add", "--all", cwd=project)
-    git("commit", "--quiet", "--no-verify", "-m", "Team edits", cwd=project)
+    commit(project, "Team edits")
     return {
         "model": model.read_bytes(),
         "params": params.read_bytes(),
@@ -182,12 +178,10 @@ def resolve_conflicts_keeping_ours(path: Path) -> None:
 def test_updated_repository_is_green_and_migration_does_not_rerun(updated):
     project, _, _ = updated
     resolve_conflicts_keeping_ours(project / ".github" / "workflows" / "ci.yml")
-    git("add", "--all", cwd=project)
-    git("commit", "--quiet", "--no-verify", "-m", "Update to template v2", cwd=project)
+    commit(project, "Update to template v2")
     ci = subprocess.run(["uv", "run", "poe", "ci"], cwd=project, capture_output=True, text=True)
     assert ci.returncode == 0, ci.stdout[-3000:] + ci.stderr[-3000:]
-    git("add", "--all", cwd=project)  # the team's new params re-ran the pipeline
-    git("commit", "--quiet", "--no-verify", "-m", "Pipeline run after the update", cwd=project)
+    commit(project, "Pipeline run after the update")  # the team's new params re-ran it
     again = copier_update(project)
     assert again.returncode == 0, again.stderr
     assert "migration:" not in again.stdout + again.stderr
@@ -206,19 +200,19 @@ def test_changing_answers_adds_and_removes_provider_files(updated, tmp_path):
 def test_bad_new_answer_is_refused_and_changes_nothing(updated, tmp_path):
     project, _, _ = updated
     work = clone(project, tmp_path / "bad")
-    head = git("rev-parse", "HEAD", cwd=work)
+    head = git(work, "rev-parse", "HEAD")
     result = copier_update(work, "--data", "author_email=not-an-email")
     assert result.returncode != 0
     assert "author_email 'not-an-email' is not a valid email address" in result.stderr
-    assert git("status", "--porcelain", cwd=work) == ""
-    assert git("rev-parse", "HEAD", cwd=work) == head
+    assert git(work, "status", "--porcelain") == ""
+    assert git(work, "rev-parse", "HEAD") == head
 
 
 def test_scheduled_job_reports_a_new_release_without_a_token(updated, tmp_path):
     project, _, _ = updated
     work = clone(project, tmp_path / "behind")
-    before_update = git("log", "--format=%H", "--grep=Team edits", cwd=work).split()[0]
-    git("checkout", "--quiet", before_update, cwd=work)
+    before_update = git(work, "log", "--format=%H", "--grep=Team edits").split()[0]
+    git(work, "checkout", "--quiet", before_update)
     env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITLAB_TOKEN")}
     result = subprocess.run(
         [sys.executable, "scripts/template_update.py"],
@@ -230,4 +224,4 @@ def test_scheduled_job_reports_a_new_release_without_a_token(updated, tmp_path):
     assert result.returncode == 0, result.stderr
     assert re.search(r"version v?2\.0\.0 is available", result.stdout), result.stdout
     assert "set GH_TOKEN to let CI do it" in result.stdout
-    assert git("status", "--porcelain", cwd=work) == ""
+    assert git(work, "status", "--porcelain") == ""

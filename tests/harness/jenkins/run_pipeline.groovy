@@ -1,5 +1,5 @@
 // Runs (or, with "dryRun": true, only parses and walks) a declarative Jenkinsfile with
-// PipelineHarness. Usage: groovy -cp tests/jenkins tests/jenkins/run_pipeline.groovy CONFIG.json
+// PipelineHarness. Usage: groovy -cp tests/harness/jenkins tests/harness/jenkins/run_pipeline.groovy CONFIG.json
 // CONFIG: {"jenkinsfile": path, "workspace": dir, "context": {"BRANCH_NAME": ..., "TAG_NAME": ...,
 //          "GIT_COMMIT": ...}, "causes": ["TimerTrigger"], "baseEnv": {...}, "credentials":
 //          {"ID": "secret" | {"username": u, "password": p}}, "unavailable": {"docker": "no

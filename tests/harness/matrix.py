@@ -1,4 +1,4 @@
-"""The variant matrix, derived from copier.yml so it cannot drift from the questions.
+"""The render matrix, derived from copier.yml so it cannot drift from the questions.
 
 Structural questions (those with choices, or booleans, that change which files are generated)
 are combined in full; a multiselect contributes every non-empty subset of its choices.
@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 import yaml
 
-COPIER_YML = Path(__file__).resolve().parents[1] / "copier.yml"
+COPIER_YML = Path(__file__).resolve().parents[2] / "copier.yml"
 QUESTIONS: dict[str, dict[str, Any]] = {
     name: spec
     for name, spec in yaml.safe_load(COPIER_YML.read_text()).items()

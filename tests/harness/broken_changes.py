@@ -4,30 +4,12 @@ and invalid data reaching the pipeline."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import yaml
 
-
-def _commit(project: Path, message: str) -> None:
-    subprocess.run(["git", "add", "--all"], cwd=project, check=True)
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "-m",
-            message,
-        ],
-        cwd=project,
-        check=True,
-    )
+from tests.harness.git import commit, git
+from tests.harness.render import clone
 
 
 def failing_unit_test(project: Path) -> str:
@@ -35,7 +17,7 @@ def failing_unit_test(project: Path) -> str:
     (project / "tests" / "test_broken.py").write_text(
         'def test_broken():\n    assert 1 + 1 == 3, "deliberately broken"\n'
     )
-    _commit(project, "Break a unit test")
+    commit(project, "Break a unit test")
     return "deliberately broken"
 
 
@@ -43,7 +25,7 @@ def metric_below_threshold(project: Path) -> str:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["evaluate"]["thresholds"]["accuracy"] = 1.01  # no model can reach it
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _commit(project, "Raise the accuracy threshold out of reach")
+    commit(project, "Raise the accuracy threshold out of reach")
     return "is below its threshold 1.01"
 
 
@@ -55,12 +37,20 @@ def invalid_data(project: Path) -> str:
     marker = "    df = df[[*FEATURES, TARGET]]\n"
     assert marker in source, "data.py changed: update this scenario"
     data_py.write_text(source.replace(marker, marker + "    df.loc[0, TARGET] = 9\n"))
-    _commit(project, "Corrupt the data source")
+    commit(project, "Corrupt the data source")
     return "unknown labels 9"
 
 
-SCENARIOS = {
+BROKEN_CHANGES = {
     "failing unit test": failing_unit_test,
     "metric below threshold": metric_below_threshold,
     "invalid data": invalid_data,
 }
+
+
+def on_a_branch(project: Path, dst: Path, branch: str, change: str) -> tuple[Path, str]:
+    """A clone of project at dst on a new branch with the broken change committed: (the clone,
+    the text the pipeline's log must show when it fails)."""
+    clone(project, dst)
+    git(dst, "checkout", "--quiet", "-b", branch)
+    return dst, BROKEN_CHANGES[change](dst)

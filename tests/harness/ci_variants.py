@@ -1,4 +1,4 @@
-"""The variants whose generated CI pipelines are run for real.
+"""The variants whose generated CI pipelines are run for real (`covering_variants`).
 
 By default: the core set, each CI provider alone and all three together, chosen so that
 together they cover every ML framework, tracking choice, a local and an S3 remote, serving on
@@ -10,7 +10,7 @@ With `--all-pairs` (the template's own CI, sharded): the full pairwise covering 
 pair of choices of the structural questions appears in at least one variant (pairwise
 covering via allpairspy), with each CI provider treated as an on/off factor so every provider
 meets every other choice; each provider alone and all three together are always included.
-Derived from copier.yml through tests.variants, so new questions or choices join it by
+Derived from copier.yml through tests.harness.matrix, so new questions or choices join it by
 themselves.
 """
 
@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from allpairspy import AllPairs
 
-from tests.variants import (
+from tests.harness.matrix import (
     QUESTIONS,
     STRUCTURAL,
     Variant,
@@ -32,7 +33,7 @@ from tests.variants import (
 
 PROVIDERS = choice_values(QUESTIONS["ci_providers"])
 OTHERS = [name for name in STRUCTURAL if name != "ci_providers"]
-# The only PyTorch wheel this machine can install offline is for CPython 3.11 (see conftest's
+# The only PyTorch wheel this machine can install offline is for CPython 3.11 (see harness.render.s
 # offline_uv_env), so PyTorch variants target 3.11; the others cycle through the versions.
 PYTORCH_PYTHON = "3.11"
 
@@ -49,47 +50,32 @@ def _variant(providers: list[str], choices: dict, index: int) -> Variant:
     return Variant(tuple(answers.items()))
 
 
+# The core variants' answers unless a variant says otherwise, in the order their ids list them.
+CORE_DEFAULTS = {
+    "ml_framework": "sklearn",
+    "dvc_remote": "local",
+    "dvc_remote_url": None,  # only with a remote that needs one
+    "experiment_tracking": "none",
+    "serving": "none",
+    "use_docker": False,
+    "python_version": "3.11",
+}
+
+
 def _core(providers: list[str], **answers) -> Variant:
-    return Variant((("ci_providers", tuple(providers)), *answers.items()))
+    merged = {**CORE_DEFAULTS, **answers}
+    chosen = [(name, merged[name]) for name in CORE_DEFAULTS if merged[name] is not None]
+    return Variant((("ci_providers", tuple(providers)), *chosen))
 
 
 # Each provider alone and all three together (see the module docstring).
-ALL_PROVIDERS = _core(
-    PROVIDERS,
-    ml_framework="sklearn",
-    dvc_remote="local",
-    experiment_tracking="dvclive",
-    serving="fastapi",
-    use_docker=True,
-    python_version="3.11",
-)
-GITHUB_ONLY = _core(
-    ["github"],
-    ml_framework="sklearn",
-    dvc_remote="local",
-    experiment_tracking="none",
-    serving="none",
-    use_docker=False,
-    python_version="3.12",
-)
+ALL_PROVIDERS = _core(PROVIDERS, experiment_tracking="dvclive", serving="fastapi", use_docker=True)
+GITHUB_ONLY = _core(["github"], python_version="3.12")
 GITLAB_ONLY = _core(
-    ["gitlab"],
-    ml_framework="pytorch",
-    dvc_remote="local",
-    experiment_tracking="dvclive",
-    serving="none",
-    use_docker=False,
-    python_version=PYTORCH_PYTHON,
+    ["gitlab"], ml_framework="pytorch", experiment_tracking="dvclive", python_version=PYTORCH_PYTHON
 )
 JENKINS_ONLY = _core(
-    ["jenkins"],
-    ml_framework="sklearn",
-    dvc_remote="s3",
-    dvc_remote_url="s3://bucket/project",
-    experiment_tracking="mlflow",
-    serving="none",
-    use_docker=False,
-    python_version="3.11",
+    ["jenkins"], dvc_remote="s3", dvc_remote_url="s3://bucket/project", experiment_tracking="mlflow"
 )
 CORE = [ALL_PROVIDERS, GITHUB_ONLY, GITLAB_ONLY, JENKINS_ONLY]
 
@@ -124,3 +110,28 @@ def _pairwise_variants() -> list[Variant]:
             _variant(providers, dict(zip(OTHERS, row[len(PROVIDERS) :], strict=True)), index)
         )
     return result
+
+
+def provider_variants(provider: str) -> list[Variant]:
+    """The covering variants whose pipelines include this CI provider."""
+    return [v for v in covering_variants() if provider in v.data["ci_providers"]]
+
+
+def pick(candidates: list[Variant], *preferences) -> Variant:
+    """The first candidate the first preference (a predicate on answers) accepts, else the
+    first one the next accepts, ...; the first candidate when none does."""
+    for prefer in preferences:
+        for variant in candidates:
+            if prefer(variant.data):
+                return variant
+    return candidates[0]
+
+
+def param(variant: Variant, *extra: str):
+    """A pytest parameter of the variant, on the worker that generates it (xdist_group)."""
+    return pytest.param(
+        variant,
+        *extra,
+        marks=pytest.mark.xdist_group(variant.id),
+        id="-".join([variant.id, *extra]),
+    )

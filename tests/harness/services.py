@@ -1,11 +1,11 @@
-"""Session fixtures that start real local services for the tests (loopback only).
+"""Real local services for the tests (loopback only); conftest's session fixtures use them.
 
 Docker Hub is unreachable from the machines these tests run on, so nothing here pulls an image:
 
 - `docker_daemon`: a real `dockerd` (Debian's docker.io) with vfs storage, no bridge and no
   iptables, its own exec root and unix socket in a temporary directory and its own data root
   (cached in ~/.cache/mlops-template-tests/dockerd-<slot>, see `_data_root`); started and
-  stopped by the fixture. Clients use Debian's `/usr/bin/docker` (it has BuildKit built in;
+  stopped around the `with` block. Clients use Debian's `/usr/bin/docker` (it has BuildKit built in;
   the preinstalled /usr/local/bin/docker lacks buildx) through a PATH entry put first.
 - `base_image`: a Debian bookworm root file system with python3 and its venv module, made with
   `debootstrap --variant=minbase`, imported into the daemon. The tarball is cached across
@@ -15,8 +15,10 @@ Docker Hub is unreachable from the machines these tests run on, so nothing here 
 - `local_registry`: Debian's docker-registry (distribution 2.8) on 127.0.0.1:<free port>.
 - `docker_env`: the environment a generated project's `uv run poe docker-build` / `docker-push`
   (or any `docker` command) needs to use all of the above; merge it into a subprocess env.
+- `ssh_host`: Debian's OpenSSH server, a deployment host in front of the test's daemon.
 
-Nothing is installed here: when a tool is missing the fixtures skip and say which, and
+Every service is waited for with `wait_until`. Nothing is installed here: when a tool is
+missing the services skip and say which, and
 scripts/install-ci-tools installs them (apt packages docker.io, docker-registry, debootstrap).
 """
 
@@ -32,7 +34,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -88,6 +90,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 1):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    """Whether url answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def ca_bundle() -> Path | None:
     """The host's CA bundle (it carries the HTTPS proxy's CA), given to builds as a secret."""
     for candidate in CA_BUNDLE_CANDIDATES:
@@ -106,7 +126,36 @@ def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
             process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
+def wait_until(
+    ready: Callable[[], bool],
+    what: str,
+    process: subprocess.Popen | None,
+    log: Path | None,
+    timeout: float,
+    interval: float = 0.3,
+) -> None:
+    """Poll ready() until it is true; fail naming `what` (with the log's tail) when the
+    process exits first or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        exited = process is not None and process.poll() is not None
+        if exited or time.monotonic() > deadline:
+            pytest.fail(f"{what} did not become ready:\n{_tail(log) if log else ''}")
+        time.sleep(interval)
+
+
+def docker_available() -> bool:
+    """Whether the default `docker` answers (the CI runner tests have no daemon of their own)."""
+    docker = shutil.which("docker")
+    if not docker:
+        return False
+    try:
+        return subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@contextlib.contextmanager
 def docker_daemon() -> Iterator[dict[str, str]]:
     """A private dockerd for this session (one per xdist worker); yields the client env."""
     tools = _require("dockerd", "docker", "containerd", "runc")
@@ -142,19 +191,18 @@ def docker_daemon() -> Iterator[dict[str, str]]:
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            ready = subprocess.run(
-                [tools["docker"], "version", "--format", "{{.Server.Version}}"],
-                env={**os.environ, **env},
-                capture_output=True,
-                text=True,
-            )
-            if ready.returncode == 0:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"dockerd did not start: {' '.join(command)}\n{_tail(log)}")
-            time.sleep(0.5)
+        version = [tools["docker"], "version", "--format", "{{.Server.Version}}"]
+        wait_until(
+            lambda: (
+                subprocess.run(version, env={**os.environ, **env}, capture_output=True).returncode
+                == 0
+            ),
+            f"dockerd ({' '.join(command)})",
+            process,
+            log,
+            timeout=60,
+            interval=0.5,
+        )
         yield env
     finally:
         with contextlib.suppress(Exception):
@@ -283,8 +331,7 @@ def base_image_tarball() -> Path:
     return target
 
 
-@pytest.fixture(scope="session")
-def base_image(docker_daemon: dict[str, str]) -> str:
+def import_base_image(docker_daemon: dict[str, str]) -> str:
     """Tag of the local python3 base image, imported into this session's daemon."""
     tarball = base_image_tarball()
     subprocess.run(
@@ -305,7 +352,7 @@ def base_image(docker_daemon: dict[str, str]) -> str:
     return BASE_IMAGE_TAG
 
 
-@pytest.fixture(scope="session")
+@contextlib.contextmanager
 def local_registry() -> Iterator[str]:
     """Debian's docker-registry on 127.0.0.1:<free port> (Docker allows plain HTTP on loopback)."""
     tools = _require("docker-registry")
@@ -331,24 +378,19 @@ def local_registry() -> Iterator[str]:
             [tools["docker-registry"], "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://{address}/v2/", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not start on {address}:\n{_tail(log)}")
-            time.sleep(0.3)
+        wait_until(
+            lambda: http_ok(f"http://{address}/v2/"),
+            f"docker-registry on {address}",
+            process,
+            log,
+            timeout=30,
+        )
         yield address
     finally:
         _stop(process)
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
 def docker_env(
     docker_daemon: dict[str, str], base_image: str, local_registry: str
 ) -> dict[str, str]:
@@ -371,7 +413,7 @@ def docker_env(
     }
 
 
-@pytest.fixture(scope="session")
+@contextlib.contextmanager
 def ssh_host(docker_daemon: dict[str, str]) -> Iterator[dict[str, str]]:
     """A deployment host: Debian's OpenSSH server on 127.0.0.1:<free port>, accepting a key made
     here, whose sessions use the test's Docker daemon (as a real host's sessions use its own).
@@ -407,13 +449,9 @@ def ssh_host(docker_daemon: dict[str, str]) -> Iterator[dict[str, str]]:
         [str(sshd), "-D", "-e", "-f", str(root / "sshd_config"), "-E", str(log)]
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"sshd did not start on port {port}:\n{_tail(log)}")
-            time.sleep(0.2)
+        wait_until(
+            lambda: port_open(port), f"sshd on port {port}", process, log, timeout=20, interval=0.2
+        )
         host_key = (root / "host_key.pub").read_text().split()
         (root / "environments").mkdir()
         yield {

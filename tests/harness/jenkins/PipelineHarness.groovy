@@ -263,10 +263,21 @@ class StageModel {
 }
 
 /** `stage('X') { ... }` and `stages { ... }` / `parallel { ... }` containers. */
-class StageBuilder {
+/** What the `pipeline` and `stage` blocks share: agent keywords, and unknown sections refused. */
+abstract class SectionBuilder {
     PipelineHarness h
+    abstract String where()
+    def getAny() { 'any' }
+    def getNone() { 'none' }
+    def methodMissing(String name, Object args) {
+        throw new PipelineFailure("${where()}: unknown section '${name}'")
+    }
+}
+
+class StageBuilder extends SectionBuilder {
     StageModel model
     StageBuilder(PipelineHarness h, StageModel model) { this.h = h; this.model = model }
+    String where() { "stage '${model.name}'" }
 
     void when(Closure body) {
         def b = new WhenBuilder(h)
@@ -277,18 +288,13 @@ class StageBuilder {
     void environment(Closure body) { model.environment = body }
     void steps(Closure body) { model.steps = body }
     void post(Closure body) { def b = new PostBuilder(); h.delegateTo(body, b); model.post = b }
-    void options(Closure body) { def r = new Recorder(); h.delegateTo(body, r); model.options = r.calls }
-    void tools(Closure body) { def r = new Recorder(); h.delegateTo(body, r); model.options += r.calls }
+    void options(Closure body) { model.options = h.recordCalls(body) }
+    void tools(Closure body) { model.options += h.recordCalls(body) }
     void agent(Object spec) { model.agent = h.agentSpec(spec) }
     void input(Closure body) { model.options << new Call('input', [body]) }
     void failFast(boolean v) {}
     void stages(Closure body) { model.stages = h.collectStages(body) }
     void parallel(Closure body) { model.parallel = h.collectStages(body) }
-    def getAny() { 'any' }
-    def getNone() { 'none' }
-    def methodMissing(String name, Object args) {
-        throw new PipelineFailure("stage '${model.name}': unknown section '${name}'")
-    }
 }
 
 class StagesBuilder {
@@ -307,17 +313,15 @@ class StagesBuilder {
     }
 }
 
-class PipelineBuilder {
-    PipelineHarness h
+class PipelineBuilder extends SectionBuilder {
     PipelineBuilder(PipelineHarness h) { this.h = h }
+    String where() { 'pipeline' }
     void agent(Object spec) { h.agent = h.agentSpec(spec) }
-    void options(Closure body) { def r = new Recorder(); h.delegateTo(body, r); h.options = r.calls }
-    void triggers(Closure body) { def r = new Recorder(); h.delegateTo(body, r); h.triggers = r.calls }
-    void tools(Closure body) { def r = new Recorder(); h.delegateTo(body, r); h.tools = r.calls }
+    void options(Closure body) { h.options = h.recordCalls(body) }
+    void triggers(Closure body) { h.triggers = h.recordCalls(body) }
+    void tools(Closure body) { h.tools = h.recordCalls(body) }
     void parameters(Closure body) {
-        def r = new Recorder()
-        h.delegateTo(body, r)
-        r.calls.each { c ->
+        h.recordCalls(body).each { c ->
             def spec = c.args ? c.args[0] : [:]
             if (spec instanceof Map && spec.name) {
                 def given = h.params[spec.name]
@@ -329,11 +333,6 @@ class PipelineBuilder {
     void stages(Closure body) { h.stages = h.collectStages(body) }
     void post(Closure body) { def b = new PostBuilder(); h.delegateTo(body, b); h.post = b }
     void libraries(Closure body) {}
-    def getAny() { 'any' }
-    def getNone() { 'none' }
-    def methodMissing(String name, Object args) {
-        throw new PipelineFailure("pipeline: unknown section '${name}'")
-    }
 }
 
 /** The delegate of `steps`, `post` blocks, `script` and `expression`. */
@@ -560,6 +559,13 @@ class PipelineHarness {
         Closure c = body.rehydrate(delegate, body.owner, body.thisObject)
         c.resolveStrategy = Closure.DELEGATE_FIRST
         return c.call()
+    }
+
+    /** The steps a block calls, recorded (options, triggers, tools, parameters). */
+    List recordCalls(Closure body) {
+        def r = new Recorder()
+        delegateTo(body, r)
+        return r.calls
     }
 
     void require(Object ok, String message) { if (!(ok as boolean)) throw new PipelineFailure(message) }
@@ -872,7 +878,7 @@ class PipelineHarness {
         ]
     }
 
-    /** Entry point: `groovy -cp tests/jenkins tests/jenkins/run_pipeline.groovy CONFIG.json`. */
+    /** Entry point: `groovy -cp tests/harness/jenkins tests/harness/jenkins/run_pipeline.groovy CONFIG.json`. */
     static int main(Map config) {
         def h = new PipelineHarness(config)
         File jf = new File(config.jenkinsfile as String)
