@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import render
-from tests.covering import ALL_PROVIDERS, CORE
+from tests.harness.ci_variants import ALL_PROVIDERS, CORE
+from tests.harness.render import render
 
 MAX_LINES = 3
 POE = re.compile(r"^uv run( --[\w-]+)* poe [\w-]+")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import render
-from tests.variants import answer_space, rejected
+from tests.harness.matrix import answer_space, rejected
+from tests.harness.render import render
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # The questions that change the package's modules or their imports.

@@ -11,7 +11,6 @@ ever run; the marker must never appear.
 from __future__ import annotations
 
 import io
-import json
 import os
 import subprocess
 import sys
@@ -20,10 +19,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import render
-from tests.variants import QUESTIONS
+from tests.harness.checks import assert_answers_recorded, assert_data_files_parse
+from tests.harness.matrix import QUESTIONS
+from tests.harness.render import render
 
 # Code an answer may try to smuggle in: it would create this file (under the test's tmp_path).
 MARKER = "PWNED"
@@ -178,13 +177,6 @@ def _code_tokens(source: str) -> str:
     return " ".join(token.string for token in tokens if token.type not in literal)
 
 
-class _AnyTagLoader(yaml.SafeLoader):
-    """Accepts custom tags such as GitLab's !reference."""
-
-
-_AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("answers", _groups(), ids=lambda a: "-".join(sorted(a))[:60])
 def test_accepted_answers_render_well_formed_and_inert(
@@ -197,16 +189,8 @@ def test_accepted_answers_render_well_formed_and_inert(
         source = path.read_text(encoding="utf-8")
         compile(source, str(path), "exec")
         assert MARKER not in _code_tokens(source), f"an answer became code in {path}"
-    for path in dst.rglob("*"):
-        if path.suffix in (".yml", ".yaml"):
-            list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=_AnyTagLoader))
-        elif path.suffix == ".toml":
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        elif path.suffix == ".json":
-            json.loads(path.read_text(encoding="utf-8"))
-    recorded = yaml.safe_load((dst / ".copier-answers.yml").read_text(encoding="utf-8"))
-    for name, value in answers.items():
-        assert recorded[name] == value, f"{name} did not round-trip through the answers file"
+    assert_data_files_parse(dst)
+    recorded = assert_answers_recorded(dst, answers)
     project = tomllib.loads((dst / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     if "description" in answers:
         assert project["description"] == answers["description"]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, copy_template, render
+from tests.harness.render import REPO_ROOT, copy_template, render
 
 pytestmark = pytest.mark.slow
 

@@ -15,20 +15,12 @@ import sys
 import tomllib
 from pathlib import Path
 
-import yaml
-
+from tests.harness.checks import assert_answers_recorded, assert_data_files_parse, project_files
 from tests.harness.commands import check_jsonschema
 from tests.harness.matrix import effective_answer
 from tests.harness.render import render
 
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#")
-
-
-class _AnyTagLoader(yaml.SafeLoader):
-    """YAML loader that accepts custom tags such as GitLab's !reference."""
-
-
-_AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def expected_files(answers: dict) -> dict[str, bool]:
@@ -59,14 +51,10 @@ def expected_files(answers: dict) -> dict[str, bool]:
     }
 
 
-def text_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and ".git" not in p.parts]
-
-
 def test_variant_renders_cleanly(variant, template_src, tmp_path):
     answers = variant.data
     dst = render(template_src, tmp_path / "project", answers)
-    files = text_files(dst)
+    files = project_files(dst)
 
     leftovers = [
         f"{p.relative_to(dst)}: {m.group()}"
@@ -77,14 +65,7 @@ def test_variant_renders_cleanly(variant, template_src, tmp_path):
     assert not leftovers, f"unrendered Jinja: {leftovers}"
     assert not [p for p in files if p.suffix == ".jinja"], "template suffix left in a file name"
 
-    for path in files:
-        text = path.read_text()
-        if path.suffix in (".yml", ".yaml") or path.name == "dvc.lock":
-            list(yaml.load_all(text, Loader=_AnyTagLoader))
-        elif path.suffix == ".toml":
-            tomllib.loads(text)
-        elif path.suffix == ".json":
-            json.loads(text)
+    assert_data_files_parse(dst)
 
     for relative, wanted in expected_files(answers).items():
         assert (dst / relative).is_file() == wanted, f"{relative} present={not wanted}"
@@ -94,9 +75,7 @@ def test_variant_renders_cleanly(variant, template_src, tmp_path):
     if answers["serving"] == "none":
         assert "fastapi" not in (dst / "pyproject.toml").read_text()
 
-    recorded = yaml.safe_load((dst / ".copier-answers.yml").read_text())
-    for name, value in answers.items():
-        assert recorded[name] == value, f"answers file: {name}={recorded[name]!r}, not {value!r}"
+    assert_answers_recorded(dst, answers)
 
     assert_ruff_clean(dst)
 

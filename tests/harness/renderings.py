@@ -51,8 +51,13 @@ def _render_provider_files(template: Path, dst: Path, answers: dict, provider: s
     return {str(p.relative_to(dst)): p.read_text() for p in found}
 
 
-def distinct_renderings(template: Path, root: Path, provider: str) -> list[Rendering]:
-    """Every distinct rendering of the provider's files, rendered under root."""
+def distinct_renderings(
+    template: Path, root: Path, provider: str, cycle_values: bool = True
+) -> list[Rendering]:
+    """Every distinct rendering of the provider's files, rendered under root. With
+    cycle_values=False the value-only answers are varied only on their own, not across the
+    structural combinations: for checks that cost seconds a file and that a version string in
+    a comment cannot change (parsing and linting the Jenkinsfile)."""
     counter = itertools.count()
     done: dict[tuple, Rendering] = {}
 
@@ -85,7 +90,7 @@ def distinct_renderings(template: Path, root: Path, provider: str) -> list[Rende
     for index, combo in enumerate(itertools.product(*(space(name) for name in structural))):
         answers = {**base, **dict(zip(structural, combo, strict=True))}
         stride = 1
-        for name in cycled:  # each at its own pace, as matrix.variants does
+        for name in cycled if cycle_values else []:  # each at its own pace, as matrix.variants
             answers[name] = space(name)[(index // stride) % len(space(name))]
             stride *= len(space(name))
         answers = {k: v for k, v in answers.items() if asked(k, answers)}
