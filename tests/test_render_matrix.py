@@ -1,6 +1,7 @@
 """Every variant of the matrix renders, and what it renders is well-formed.
 
-For each variant: no unrendered Jinja is left, every YAML/TOML/JSON file parses, ruff passes on
+For each variant: no unrendered Jinja is left, every YAML/TOML/JSON file parses, no file
+mentions a repository file the render lacks, ruff passes on
 the generated Python (lint and format, with the project's own configuration), the answers file
 round-trips, and exactly the files the answers call for are present.
 """
@@ -15,7 +16,12 @@ import sys
 import tomllib
 from pathlib import Path
 
-from tests.harness.checks import assert_answers_recorded, assert_data_files_parse, project_files
+from tests.harness.checks import (
+    assert_answers_recorded,
+    assert_data_files_parse,
+    assert_mentioned_files_exist,
+    project_files,
+)
 from tests.harness.commands import check_jsonschema
 from tests.harness.matrix import effective_answer
 from tests.harness.render import render
@@ -66,6 +72,7 @@ def test_variant_renders_cleanly(variant, template_src, tmp_path):
     assert not [p for p in files if p.suffix == ".jinja"], "template suffix left in a file name"
 
     assert_data_files_parse(dst)
+    assert_mentioned_files_exist(dst)
 
     for relative, wanted in expected_files(answers).items():
         assert (dst / relative).is_file() == wanted, f"{relative} present={not wanted}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,19 @@ def assert_answers_recorded(root: Path, answers: dict[str, Any]) -> dict[str, An
     for name, value in answers.items():
         assert recorded[name] == value, f"answers file: {name}={recorded[name]!r}, not {value!r}"
     return recorded
+
+
+# Paths of the repository's own files that generated files mention (outputs of the pipeline,
+# under data/, models/ and reports/, are made by running it, so they are not checked).
+_MENTIONED = re.compile(r"(?<![\w./-])((?:docs|scripts|deploy|tests|src)/[\w./{}-]*\w)")
+
+
+def assert_mentioned_files_exist(root: Path) -> None:
+    """No generated file points to a file or folder that the render lacks."""
+    missing = set()
+    for path in project_files(root):
+        for match in _MENTIONED.finditer(path.read_text(encoding="utf-8")):
+            mentioned = match.group(1)
+            if "{" not in mentioned and not (root / mentioned).exists():
+                missing.add(f"{path.relative_to(root)} -> {mentioned}")
+    assert not missing, f"generated files mention files the render lacks: {sorted(missing)}"

@@ -4,7 +4,8 @@ The API appends a sample of its requests (PREDICTION_LOG_SAMPLE_RATE, default 10
 Lines file per UTC day in PREDICTION_LOG_DIR, and deletes files older than
 PREDICTION_LOG_RETENTION_DAYS (default 30). Logging is off when PREDICTION_LOG_DIR is unset.
 Only the model's features and its answer are kept (no client address, no headers), so the log
-holds exactly what the model was shown; if features are personal data, see docs/deployment.md.
+holds exactly what the model was shown. If features are personal data, treat the log's volume
+and the CI artifacts as such (access, retention), or lower PREDICTION_LOG_SAMPLE_RATE (0: off).
 
 The scheduled drift job reads these files (`monitor data/traffic`): drift is then measured on
 what the model really sees, not only on new training data.
