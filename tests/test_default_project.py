@@ -82,3 +82,19 @@ def test_unreachable_remote_recomputes_with_one_line(project, tmp_path):
     assert metrics.strip() in ("{}", ""), (
         f"recomputed metrics differ from the committed ones: {metrics}"
     )
+
+
+def test_failing_push_prints_dvcs_own_error(project, tmp_path):
+    """`poe push` to a remote DVC cannot write names DVC's error, not its support footer."""
+    clone = tmp_path / "clone"
+    sh("git", "clone", "--quiet", str(project), str(clone), cwd=tmp_path)
+    sh("uv", "run", "dvc", "remote", "add", "--local", "--default", "broken", "s3://b/x", cwd=clone)
+    direct = sh("uv", "run", "dvc", "push", cwd=clone, check=False)
+    (error,) = [line for line in direct.stderr.splitlines() if line.startswith("ERROR:")]
+    pushed = sh("uv", "run", "poe", "push", cwd=clone, check=False)
+    assert pushed.returncode == 1
+    failure = [line for line in pushed.stdout.splitlines() if "failed:" in line]
+    assert failure == [
+        f"dvc push to remote 'broken' (s3://b/x) failed: {error[len('ERROR:') :].strip()}"
+    ]
+    assert "Having any troubles" not in pushed.stdout

@@ -36,6 +36,16 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no details"
 
 
+def _dvc_error(stderr: str) -> str:
+    """DVC's own error line (its last `ERROR:` line), not the support footer it ends with."""
+    errors = [
+        line.strip().removeprefix("ERROR:").strip()
+        for line in stderr.splitlines()
+        if line.strip().startswith("ERROR:")
+    ]
+    return errors[-1] if errors else _last_line(stderr)
+
+
 def sync(direction: str) -> int:
     """`dvc pull` or `dvc push` when the remote is reachable. Returns an exit code."""
     remote = default_remote()
@@ -58,8 +68,8 @@ def sync(direction: str) -> int:
     if direction == "pull":
         print(
             f"dvc pull: remote '{name}' ({url}) could not be read "
-            f"({_last_line(result.stderr)}); dvc repro will recompute the pipeline"
+            f"({_dvc_error(result.stderr)}); dvc repro will recompute the pipeline"
         )
         return 0
-    print(f"dvc push to remote '{name}' ({url}) failed: {_last_line(result.stderr)}")
+    print(f"dvc push to remote '{name}' ({url}) failed: {_dvc_error(result.stderr)}")
     return 1
