@@ -86,6 +86,14 @@ def test_deploy_without_settings_is_skipped_with_a_message(generated_projects, t
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEPLOY_")}
     result = run(["uv", "run", "poe", "deploy", "staging"], project, env)
     assert "deploy staging skipped: set DEPLOY_HOST, DEPLOY_SSH_KEY, DEPLOY_URL" in result.stdout
+    # Host, key and URL but no pinned host key: refused before any connection.
+    unpinned = {"DEPLOY_HOST": "deploy@127.0.0.1", "DEPLOY_SSH_KEY": "unused", "DEPLOY_URL": "x"}
+    refused = run(
+        ["uv", "run", "poe", "deploy", "staging"], project, {**env, **unpinned}, check=False
+    )
+    assert refused.returncode == 1
+    assert "deploy: FAILED: DEPLOY_SSH_KNOWN_HOSTS is not set for staging" in refused.stderr
+    assert "ssh" not in refused.stdout.lower(), "no connection may be attempted"
     bad = run(["uv", "run", "poe", "deploy", "qa"], project, env, check=False)
     assert bad.returncode == 2
     assert "invalid choice: 'qa' (choose from 'staging', 'production')" in bad.stderr
