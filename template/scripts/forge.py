@@ -13,6 +13,7 @@ the report and says which token to set.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import subprocess
@@ -24,8 +25,10 @@ from pathlib import Path
 TOKENS = {"github": "GH_TOKEN", "gitlab": "GITLAB_TOKEN"}
 
 
-def run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, check=check)
+def run(
+    *command: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, check=check, env=env)
 
 
 def provider(env: dict[str, str]) -> str:
@@ -42,14 +45,33 @@ def token(kind: str, env: dict[str, str]) -> str | None:
     return env.get(name) if name else None
 
 
-def push_remote(kind: str, env: dict[str, str]) -> str:
-    """Where a branch goes: GitLab's job token cannot push, so GitLab pushes with GITLAB_TOKEN."""
+def push_remote(kind: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """Where a branch goes, and the environment git needs to reach it. GitLab's job token
+    cannot push, so GitLab pushes with GITLAB_TOKEN: as an HTTP header passed through git's
+    environment (GIT_CONFIG_*), never in the URL, so no log or error message can show it."""
     if kind != "gitlab":
-        return "origin"
-    return (
-        f"{env.get('CI_SERVER_PROTOCOL', 'https')}://oauth2:{env['GITLAB_TOKEN']}@"
-        f"{env['CI_SERVER_HOST']}/{env['CI_PROJECT_PATH']}.git"
+        return "origin", dict(env)
+    url = (
+        f"{env.get('CI_SERVER_PROTOCOL', 'https')}://{env['CI_SERVER_HOST']}/"
+        f"{env['CI_PROJECT_PATH']}.git"
     )
+    basic = base64.b64encode(f"oauth2:{env['GITLAB_TOKEN']}".encode()).decode()
+    header = {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
+    return url, {**env, **header}
+
+
+def branch_exists(remote: str, branch: str, env: dict[str, str]) -> bool:
+    """Whether the remote has the branch; a remote that cannot be read is an error, never
+    taken for "absent" (that would push and open a second request)."""
+    found = run("git", "ls-remote", "--exit-code", "--heads", remote, branch, check=False, env=env)
+    if found.returncode in (0, 2):  # 2: the remote answered and has no such branch
+        return found.returncode == 0
+    detail = (found.stderr.strip().splitlines() or ["no details"])[-1]
+    raise RuntimeError(f"cannot read branches of the remote ({detail})")
 
 
 def _gitlab_post(env: dict[str, str], path: str, fields: dict[str, str]) -> dict:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
-from forge import TOKENS, open_request, provider, push_remote, run, token
+from forge import TOKENS, branch_exists, open_request, provider, push_remote, run, token
 
 COPIER = ["uvx", "--from", "copier>=9.4,<10", "copier"]
 # CI checkouts have no git identity; the update commit is signed off as this bot.
@@ -46,16 +47,15 @@ def main(env: dict[str, str] = os.environ) -> int:
         )
         return 0
     branch = f"template-update/{version}"
-    remote = push_remote(kind, env)
-    exists = run("git", "ls-remote", "--exit-code", "--heads", remote, branch, check=False)
-    if exists.returncode == 0:
+    remote, git_env = push_remote(kind, env)
+    if branch_exists(remote, branch, git_env):
         print(f"template update: {branch} already exists; review its pull/merge request")
         return 0
     run("git", "switch", "--create", branch)
     run(*COPIER, "update", "--trust", "--defaults")
     run("git", "add", "--all")
     run(*BOT, "commit", "--no-verify", "-m", f"Update to template {version}")
-    run("git", "push", remote, branch)
+    run("git", "push", remote, branch, env=git_env)
     body = (
         f"Template release {version}: review the diff, resolve any conflict markers, "
         "and merge when CI is green."
@@ -65,4 +65,9 @@ def main(env: dict[str, str] = os.environ) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (RuntimeError, subprocess.CalledProcessError) as error:
+        detail = getattr(error, "stderr", None) or str(error)
+        print(f"template update: FAILED: {detail.strip()}", file=sys.stderr)
+        sys.exit(1)
