@@ -37,6 +37,7 @@ from tests.harness.gitlab import (
 from tests.harness.matrix import answer_space, effective_answer
 from tests.harness.render import clone, generated_from_release
 from tests.harness.renderings import distinct_renderings
+from tests.harness.wiring import assert_blocks_are_wiring
 
 GITLAB_VARIANTS = provider_variants("gitlab")
 # Default-branch, tag and schedule pipelines: a variant whose local DVC remote the runner
@@ -281,8 +282,17 @@ RESERVED = (
 )
 
 
-def test_every_distinct_gitlab_ci_rendering_matches_the_schema(template_src, tmp_path):
-    renderings = distinct_renderings(template_src, tmp_path, "gitlab")
+@pytest.fixture(scope="module")
+def gitlab_renderings(template_src, tmp_path_factory):
+    return distinct_renderings(template_src, tmp_path_factory.mktemp("gitlab-ci"), "gitlab")
+
+
+def test_every_distinct_gitlab_ci_rendering_is_wiring(gitlab_renderings):
+    assert_blocks_are_wiring(gitlab_renderings)
+
+
+def test_every_distinct_gitlab_ci_rendering_matches_the_schema(gitlab_renderings):
+    renderings = gitlab_renderings
     files = []
     for rendering in renderings:
         files.append(rendering.directory / ".gitlab-ci.yml")

