@@ -15,9 +15,16 @@ from fleet.git import GitError, clone, git, is_dirty, origin_url, remote_branche
 from fleet.inspect_repo import UPDATE_BRANCH, Report, forge_project
 from fleet.repos import RepoEntry
 
-# Left out of the job's environment: the fleet's own virtualenv, and CI variables of whatever
-# runs the fleet, which would make the update script think it runs on another provider.
-HOST_ONLY = ("VIRTUAL_ENV", "GITHUB_ACTIONS", "CI_API_V4_URL", "JENKINS_URL")
+# Left out of the job's environment: the fleet's own uv project and virtualenv, and CI variables
+# of whatever runs the fleet, which would make the update script think it runs elsewhere.
+HOST_ONLY = (
+    "VIRTUAL_ENV",
+    "UV_PROJECT",
+    "UV_FROZEN",
+    "GITHUB_ACTIONS",
+    "CI_API_V4_URL",
+    "JENKINS_URL",
+)
 
 
 @dataclass
@@ -38,12 +45,12 @@ def selected(report: Report, behind: int | None, label: str | None) -> bool:
 
 def why_not(entry: RepoEntry, report: Report) -> str | None:
     """The reason to leave a selected repository alone, or None."""
+    if report.update_pending:
+        return f"an update for {report.latest} is already open"
     if report.problems:
         return "problems: " + "; ".join(report.problems)
     if not report.behind:
         return "up to date"
-    if report.update_pending:
-        return f"an update for {report.latest} is already open"
     if entry.is_local and is_dirty(Path(entry.location)):
         return "dirty working tree"
     return None
@@ -88,10 +95,9 @@ def update_one(entry: RepoEntry, report: Report, env: dict) -> Outcome:
                 env=job_environment(entry, report, remote, env),
                 timeout=1800,
             )
-        output = (result.stdout + result.stderr).strip()
-        last = output.splitlines()[-1] if output else ""
         if result.returncode != 0:
-            return Outcome(entry.source, "failed", output[-2000:])
+            return Outcome(entry.source, "failed", (result.stdout + result.stderr)[-2000:])
+        last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
         pushed = set(remote_branches(remote, f"{UPDATE_BRANCH}*"))
         if pushed - set(report.update_branches):
             return Outcome(entry.source, "updated", last)

@@ -64,7 +64,7 @@ def update_command(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps([o.as_dict() for o in outcomes], indent=2) + "\n")
     else:
         for outcome in outcomes:
-            console.print(f"{outcome.repo}: {outcome.result} ({outcome.detail})", soft_wrap=True)
+            print(f"{outcome.repo}: {outcome.result} ({outcome.detail})")
     return 1 if any(o.result == "failed" for o in outcomes) else 0
 
 
