@@ -25,6 +25,9 @@ SHAPING_ANSWERS = (
     "deploy_target",
 )
 UPDATE_BRANCH = "template-update/"
+# Copier changes the process's working directory while it clones a template (plumbum's
+# local.cwd), so renders run one at a time; clones and remote lookups stay parallel.
+RENDER_LOCK = threading.Lock()
 DESCRIBE = re.compile(r"^(?P<tag>.+?)(-\d+-g(?P<sha>[0-9a-f]+))?$")  # v1.0.0 or v1.0.0-3-gabc
 
 
@@ -137,20 +140,21 @@ def render_release(template: Path, answers: dict, dst: Path) -> Path:
     from copier._main import _operation
 
     data = {key: value for key, value in answers.items() if not key.startswith("_")}
-    token = _operation.set("update")
-    try:
-        copier.run_copy(
-            str(template),
-            str(dst),
-            data=data,
-            vcs_ref=str(answers["_commit"]),
-            defaults=True,
-            unsafe=True,
-            skip_tasks=True,
-            quiet=True,
-        )
-    finally:
-        _operation.reset(token)
+    with RENDER_LOCK:
+        token = _operation.set("update")
+        try:
+            copier.run_copy(
+                str(template),
+                str(dst),
+                data=data,
+                vcs_ref=str(answers["_commit"]),
+                defaults=True,
+                unsafe=True,
+                skip_tasks=True,
+                quiet=True,
+            )
+        finally:
+            _operation.reset(token)
     return dst
 
 
