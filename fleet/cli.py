@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -42,11 +43,12 @@ def report_command(args: argparse.Namespace) -> int:
     reports = inspect_all(read_repos(args.list), args.jobs, console)
     if args.format == "table":
         # A file or a pipe gets the width of a wide terminal, not rich's default of 80 columns.
-        out = args.output.open("w") if args.output else sys.stdout
-        output.print_table(reports, Console(file=out, width=None if out.isatty() else 200))
+        with args.output.open("w") if args.output else nullcontext(sys.stdout) as out:
+            output.print_table(reports, Console(file=out, width=None if out.isatty() else 200))
+    elif args.output:
+        args.output.write_text(FORMATS[args.format](reports))
     else:
-        text = FORMATS[args.format](reports)
-        args.output.write_text(text) if args.output else sys.stdout.write(text)
+        sys.stdout.write(FORMATS[args.format](reports))
     return 1 if args.strict and any(r.problems or r.drift for r in reports) else 0
 
 
