@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,13 +24,13 @@ from tests.harness.render import (
     generate_project,
     init_release,
     release,
+    rename_with_migration,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update")]
 
 GITHUB_DIR = "{% if 'github' in ci_providers %}.github{% endif %}"
 CI_WORKFLOW = Path(GITHUB_DIR) / "workflows" / "ci.yml.jinja"
-MIGRATIONS = Path(__file__).parent / "template_v2" / "migrations.py"
 
 
 def copier_update(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -56,27 +55,11 @@ def release_v2(repo: Path) -> None:
     assert "    timeout-minutes: 30\n" in text
     workflow.write_text(text.replace("    timeout-minutes: 30\n", "    timeout-minutes: 20\n", 1))
     # A team-owned file renamed; its migration carries each team's version across.
-    tests = repo / "template" / "tests"
-    git(
-        repo,
-        "mv",
-        str(tests / "test_model_quality.py.jinja"),
-        str(tests / "test_model_performance.py.jinja"),
+    rename_with_migration(
+        repo, "tests/test_model_quality.py", "tests/test_model_performance.py", "v2.0.0"
     )
-    shutil.copy2(MIGRATIONS, repo / "hooks" / "migrations.py")
     copier_yml = repo / "copier.yml"
-    text = copier_yml.read_text().replace(
-        "tests/test_model_quality.py", "tests/test_model_performance.py"
-    )
-    migration = (
-        "_migrations:\n"
-        "  - version: v2.0.0\n"
-        "    when: \"{{ _stage == 'before' }}\"\n"
-        '    command: "{{ _copier_python }} {{ _copier_conf.src_path }}/hooks/migrations.py '
-        'rename tests/test_model_quality.py tests/test_model_performance.py"\n'
-    )
-    assert "_migrations: []\n" in text
-    text = text.replace("_migrations: []\n", migration)
+    text = copier_yml.read_text()
     # A new question with a default, used by a new template-owned file.
     text += (
         '\nalerts_channel:\n  type: str\n  help: Where drift alerts go.\n  default: "#ml-alerts"\n'

@@ -24,6 +24,8 @@ TEMPLATE_V2_NOTE = "# Template v2.0.0: pre-commit hooks reviewed.\n"
 # ships for CPython 3.11. Generated PyTorch projects take torch from the "pytorch-cpu" index
 # (download.pytorch.org, unreachable here); tests point that index at a local copy instead.
 LOCAL_WHEELS = Path("/opt/wheels")
+# The migration script a test release ships (hooks/ of the template has none of its own).
+MIGRATIONS = REPO_ROOT / "tests" / "template_v2" / "migrations.py"
 
 
 def prepare_environment() -> None:
@@ -64,8 +66,10 @@ def render(
     skip_tasks: bool = True,
     env: dict[str, str] | None = None,
     exclude: list[str] | None = None,
+    vcs_ref: str | None = None,
 ) -> Path:
-    """Render in-process; env reaches the copy-time tasks (Copier runs them with plumbum's env)."""
+    """Render in-process; env reaches the copy-time tasks (Copier runs them with plumbum's env).
+    vcs_ref picks a release of a git template (Copier's default: the latest tag)."""
     import copier  # after prepare_environment (see there)
     from plumbum import local
 
@@ -79,6 +83,7 @@ def render(
             skip_tasks=skip_tasks,
             quiet=True,
             exclude=exclude or [],
+            vcs_ref=vcs_ref,
         )
     return dst
 
@@ -140,6 +145,26 @@ def template_releases(dst: Path) -> Path:
     hooks.write_text(TEMPLATE_V2_NOTE + hooks.read_text())
     release(repo, "v2.0.0")
     return repo
+
+
+def rename_with_migration(repo: Path, old: str, new: str, version: str) -> None:
+    """In a template copy, rename the team-owned file `old` (its template file and its
+    `_exclude` entry) to `new`, with the migration that moves each team's copy when an update
+    crosses `version` (tests/template_v2/migrations.py, as hooks/migrations.py)."""
+    template = repo / "template"
+    git(repo, "mv", str(template / f"{old}.jinja"), str(template / f"{new}.jinja"))
+    shutil.copy2(MIGRATIONS, repo / "hooks" / "migrations.py")
+    copier_yml = repo / "copier.yml"
+    text = copier_yml.read_text().replace(old, new)
+    migration = (
+        "_migrations:\n"
+        f"  - version: {version}\n"
+        "    when: \"{{ _stage == 'before' }}\"\n"
+        '    command: "{{ _copier_python }} {{ _copier_conf.src_path }}/hooks/migrations.py '
+        f'rename {old} {new}"\n'
+    )
+    assert "_migrations: []\n" in text
+    copier_yml.write_text(text.replace("_migrations: []\n", migration))
 
 
 def generated_from_release(project: Path, releases: Path, version: str = "v1.0.0") -> None:
