@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.harness.broken_changes import BROKEN_CHANGES, on_a_branch
-from tests.harness.ci_run import record_and_assert
+from tests.harness.ci_run import CiRun, record_and_assert
 from tests.harness.ci_variants import param, pick, provider_variants
 from tests.harness.dvc import point_remote, remote_dir, remote_objects
 from tests.harness.git import commit, git
@@ -68,6 +68,21 @@ def _poe_tasks_ran(log: str) -> None:
 # 1 + 4: every covering variant, a push to a feature branch
 
 
+def push_to_feature_branch(project, work, offline_uv_env, variant, **options) -> CiRun:
+    """ci.yml on a push to the branch `feature`, as GitHub runs it."""
+    return run_act(
+        project,
+        "push",
+        push_event(project, "refs/heads/feature"),
+        work,
+        offline_uv_env,
+        workflow="ci.yml",
+        variant=variant,
+        trigger="push feature",
+        **options,
+    )
+
+
 @pytest.mark.parametrize("ci_variant", [param(v) for v in GITHUB_VARIANTS])
 def test_push_to_feature_branch(
     ci_variant, generated_projects, offline_uv_env, record_property, tmp_path
@@ -76,15 +91,11 @@ def test_push_to_feature_branch(
     git(project, "checkout", "-q", "-b", "feature")
     docker = ci_variant.data["use_docker"] and docker_available()
     no_daemon = ci_variant.data["use_docker"] and not docker
-    run = run_act(
+    run = push_to_feature_branch(
         project,
-        "push",
-        push_event(project, "refs/heads/feature"),
         tmp_path / "act",
         offline_uv_env,
-        workflow="ci.yml",
-        variant=ci_variant.id,
-        trigger="push feature",
+        ci_variant.id,
         # The image job only where a Docker daemon can build it; never reported as passed.
         job=None if docker else "validate",
         not_run={"image": "no Docker daemon"} if no_daemon else None,
@@ -251,16 +262,8 @@ def test_broken_change_fails(
     project, expected = on_a_branch(
         generated_projects(ci_variant), tmp_path / "checkout", "feature", scenario
     )
-    run = run_act(
-        project,
-        "push",
-        push_event(project, "refs/heads/feature"),
-        tmp_path / "act",
-        offline_uv_env,
-        workflow="ci.yml",
-        variant=f"{ci_variant.id} [{scenario}]",
-        trigger="push feature",
-        job="validate",
+    run = push_to_feature_branch(
+        project, tmp_path / "act", offline_uv_env, f"{ci_variant.id} [{scenario}]", job="validate"
     )
     record_and_assert(run, record_property, fails_with=expected)
     assert run.jobs.get("validate") == "failure", run.describe()
