@@ -13,7 +13,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -41,7 +40,7 @@ def local_remote_dir(slug: str, env: dict[str, str] | os._Environ = os.environ) 
     return Path(root).expanduser().resolve() / slug
 
 
-def installed_pythons(version: str, env: Mapping[str, str] = os.environ) -> list[str]:
+def installed_pythons(version: str, env: dict[str, str] | os._Environ = os.environ) -> list[str]:
     """Where an interpreter of `version` may be installed without being on PATH: pyenv's
     versions, uv-managed ones, the system's, and Windows' `py` launcher."""
     home = Path(env.get("HOME") or Path.home())
@@ -84,7 +83,7 @@ def runs_as(python: str, version: str) -> bool:
     return probe.returncode == 0 and probe.stdout.strip() == version
 
 
-def find_python(version: str, env: Mapping[str, str] = os.environ) -> str | None:
+def find_python(version: str, env: dict[str, str] | os._Environ = os.environ) -> str | None:
     """An interpreter of `version` that really runs: the one uv finds by itself (it never
     downloads here), else one installed where uv does not look. None when there is none."""
     found = subprocess.run(
