@@ -26,6 +26,13 @@ FEATURES = [
 ]
 TARGET = "label"
 LABELS = [0, 1, 2]
+# The values a feature may take, inclusive: training data outside them stops in `validate` and
+# the API answers 422. The default is every finite float32 (what the models compute in), which
+# refuses inf and overflowing values; narrow a feature's range to refuse implausible ones.
+FLOAT32_MAX = 3.4028234663852886e38
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    name: (-FLOAT32_MAX, FLOAT32_MAX) for name in FEATURES
+}
 
 _MAX_ROWS_SHOWN = 10
 

@@ -2,7 +2,9 @@
 
 The API appends a sample of its requests (PREDICTION_LOG_SAMPLE_RATE, default 10%) to one JSON
 Lines file per UTC day in PREDICTION_LOG_DIR, and deletes files older than
-PREDICTION_LOG_RETENTION_DAYS (default 30). Logging is off when PREDICTION_LOG_DIR is unset.
+PREDICTION_LOG_RETENTION_DAYS (default 30). A day's file stops growing at
+PREDICTION_LOG_MAX_BYTES_PER_DAY (default 100 MB), so clients cannot fill the disk; the rest of
+that day is not logged. Logging is off when PREDICTION_LOG_DIR is unset.
 Only the model's features and its answer are kept (no client address, no headers), so the log
 holds exactly what the model was shown. If features are personal data, treat the log's volume
 and the CI artifacts as such (access, retention), or lower PREDICTION_LOG_SAMPLE_RATE (0: off).
@@ -30,6 +32,7 @@ class PredictionLog:
         directory: Path,
         sample_rate: float = 0.1,
         retention_days: int = 30,
+        max_bytes_per_day: int = 100_000_000,
         rng: random.Random | None = None,
     ) -> None:
         if not 0.0 <= sample_rate <= 1.0:
@@ -37,6 +40,7 @@ class PredictionLog:
         self.directory = Path(directory)
         self.sample_rate = sample_rate
         self.retention = timedelta(days=retention_days)
+        self.max_bytes_per_day = max_bytes_per_day
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
         self._pruned_on: str | None = None
@@ -48,23 +52,29 @@ class PredictionLog:
         predictions: Iterable[dict[str, Any]],
         now: datetime | None = None,
     ) -> int:
-        """Append the sampled rows of one request; returns how many were kept."""
+        """Append the sampled rows of one request; returns how many were written (none once
+        the day's file has reached max_bytes_per_day)."""
         now = now or datetime.now(timezone.utc)  # noqa: UP017 (UTC alias: 3.11+)
         kept = [
             {"time": now.isoformat(), "features": row, **prediction}
             for row, prediction in zip(rows, predictions, strict=True)
             if self._rng.random() < self.sample_rate
         ]
+        lines = "".join(json.dumps(record) + "\n" for record in kept).encode()
         day = now.strftime("%Y-%m-%d")
+        written = 0
         with self._lock:
             if kept:
                 path = self.directory / f"{_FILE_PREFIX}{day}.jsonl"
-                with path.open("a", encoding="utf-8") as f:
-                    f.writelines(json.dumps(record) + "\n" for record in kept)
+                size = path.stat().st_size if path.exists() else 0
+                if size + len(lines) <= self.max_bytes_per_day:
+                    with path.open("ab") as f:
+                        f.write(lines)
+                    written = len(kept)
             if self._pruned_on != day:
                 self._prune(now)
                 self._pruned_on = day
-        return len(kept)
+        return written
 
     def _prune(self, now: datetime) -> None:
         oldest = (now - self.retention).strftime("%Y-%m-%d")
