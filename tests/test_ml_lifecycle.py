@@ -11,13 +11,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,7 +24,7 @@ import yaml
 from tests.harness.ci_variants import GITLAB_ONLY, JENKINS_ONLY
 from tests.harness.commands import run
 from tests.harness.render import REPO_ROOT, clone, render
-from tests.harness.services import free_port, http_ok, port_open, wait_until
+from tests.harness.services import free_port, http_ok, port_open, service
 
 PACKAGE = "my_model"
 # The core CI variants (tests/harness/ci_variants.py) that exercise PyTorch and MLflow with S3,
@@ -55,33 +52,6 @@ def assert_above_thresholds(metrics: dict, project: Path) -> None:
     thresholds = yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["thresholds"]
     for name, minimum in thresholds.items():
         assert metrics[name] >= minimum, f"{name} {metrics[name]} < threshold {minimum}"
-
-
-@contextlib.contextmanager
-def service(command: list[str], ready, cwd: Path, env: dict[str, str], timeout: float, log: Path):
-    """Start a loopback service in its own process group; wait (bounded) until ready(); stop it."""
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env={**os.environ, **QUIET, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_until(ready, command[0], process, log, timeout, interval=0.5)
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        # Children the service started (server workers, job consumers) stay in its group and
-        # may outlive it: end whatever is left of the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 # --------------------------------------------------------------------------------- PyTorch
@@ -289,7 +259,7 @@ def test_mlflow_tracking_server_gets_metrics_and_a_registered_model(mf_project, 
         "--artifacts-destination",
         str(tmp_path / "server-artifacts"),
     ]
-    with service(command, lambda: http_ok(f"{uri}/health"), tmp_path, {}, 240, tmp_path / "log"):
+    with service(command, lambda: http_ok(f"{uri}/health"), tmp_path, QUIET, 240, tmp_path / "log"):
         sh(
             "uv",
             "run",
@@ -336,7 +306,7 @@ def test_s3_remote_push_then_fresh_clone_pulls(mf_project, tmp_path):
 
     modify = ("uv", "run", "dvc", "remote", "modify", "--local", "storage", "endpointurl")
     sh(*modify, endpoint, cwd=mf_project)  # .dvc/config.local: git-ignored
-    with service(command, lambda: port_open(port), tmp_path, {}, 60, tmp_path / "rclone.log"):
+    with service(command, lambda: port_open(port), tmp_path, QUIET, 60, tmp_path / "rclone.log"):
         wrong = {"AWS_ACCESS_KEY_ID": "wrong", "AWS_SECRET_ACCESS_KEY": "wrong"}
         denied = sh("uv", "run", "poe", "push", cwd=mf_project, env=wrong, check=False)
         assert denied.returncode != 0, "the server enforces its keys"

@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -142,6 +143,34 @@ def wait_until(
         if exited or time.monotonic() > deadline:
             pytest.fail(f"{what} did not become ready:\n{_tail(log) if log else ''}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def service(command: list[str], ready, cwd: Path, env: dict[str, str], timeout: float, log: Path):
+    """Start a loopback service in its own process group (env: variables added to this
+    process's); wait (bounded) until ready(); stop it and whatever it started."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until(ready, command[0], process, log, timeout, interval=0.5)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+        # Children the service started (server workers, job consumers) stay in its group and
+        # may outlive it: end whatever is left of the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def docker_available() -> bool:

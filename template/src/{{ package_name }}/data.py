@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from .reference import write_reference
-from .schema import FEATURES, TARGET, validate
+from .schema import FEATURES, TARGET, DataValidationError, validate
 
 
 def make_sample(out: Path, n_rows: int | None = None, seed: int = 42) -> pd.DataFrame:
@@ -28,9 +28,20 @@ def make_sample(out: Path, n_rows: int | None = None, seed: int = 42) -> pd.Data
     return df
 
 
-def load_dataset(path: Path, require_target: bool = True) -> pd.DataFrame:
+def load_dataset(
+    path: Path, require_target: bool = True, refuse_duplicates: bool = False
+) -> pd.DataFrame:
     """Read a CSV file and validate it; raises DataValidationError naming columns and rows."""
-    return validate(pd.read_csv(path), source=str(path), require_target=require_target)
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(f"{path} failed validation:\n  - the file is empty") from None
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        reason = str(exc).splitlines()[0][:200]
+        raise DataValidationError(
+            f"{path} failed validation:\n  - not a CSV text file (UTF-8): {reason}"
+        ) from None
+    return validate(df, str(path), require_target, refuse_duplicates)
 
 
 def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
