@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.render import REPO_ROOT, copy_template, render
+from tests.harness.render import REPO_ROOT, copy_template, generate_project, render
 
 pytestmark = pytest.mark.slow
 
@@ -154,3 +154,87 @@ def test_missing_python_stops_before_anything_with_one_line(template_src, tmp_pa
         "version; nothing was set up yet."
     ]
     assert not (project / ".git").exists() and not (project / "uv.lock").exists()
+
+
+def team_owned_on_update() -> list[str]:
+    """The update-only `_exclude` block of copier.yml, one path a line."""
+    settings = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
+    block = next(entry for entry in settings["_exclude"] if "_copier_operation" in entry)
+    return [line.strip() for line in block.splitlines() if "{%" not in line]
+
+
+def test_team_owned_files_are_kept_by_recopy_too():
+    """`copier recopy` is a copy: `_skip_if_exists` must name every team-owned file."""
+    settings = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
+    assert settings["_skip_if_exists"] == team_owned_on_update()
+
+
+@pytest.fixture
+def existing_repo(tmp_path) -> Path:
+    """A team's repository before the copy: a commit, a DVC remote of its own, an untracked
+    file and an uncommitted change."""
+    repo = tmp_path / "my-model"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    team_remote = tmp_path / "team-remote"
+    team_remote.mkdir()
+    (repo / ".dvc" / "config").write_text(
+        f"[core]\n    remote = team\n['remote \"team\"']\n    url = {team_remote}\n"
+    )
+    (repo / "team.txt").write_text("committed\n")
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "The team's first commit")
+    (repo / "team.txt").write_text("committed\nand changed, not committed yet\n")
+    (repo / "notes.txt").write_text("unrelated, never committed\n")
+    return repo
+
+
+def test_copy_into_an_existing_repository_then_recopy(
+    template_src, existing_repo, offline_uv_env, user_env
+):
+    """Journey 5: a copy into an existing repository commits only what the template wrote and
+    keeps the team's DVC remote; a later `copier recopy` (the docs' command) keeps every
+    team-owned file and leaves the set-up alone."""
+    project = existing_repo
+    dvc_config = (project / ".dvc" / "config").read_text()
+    generate_project(template_src, project, {}, offline_uv_env)
+
+    assert git(project, "log", "--all", "--format=%H", "--", "notes.txt", "team.txt") == (
+        git(project, "rev-list", "--max-parents=0", "HEAD")
+    ), "files that were there before the copy must not be in the template's commits"
+    status = git(project, "status", "--porcelain").splitlines()
+    assert sorted(status) == [" M team.txt", "?? notes.txt"]
+    assert git(project, "log", "--format=%s").splitlines()[-1] == "The team's first commit"
+    config = (project / ".dvc" / "config").read_text()
+    assert "remote = team" in config and dvc_config.split("\n", 2)[2] in config
+    assert "storage" not in config
+
+    # Team edits to team-owned files and to a template-owned one, committed.
+    package = project / "src" / "my_model"
+    edited = {
+        project / "params.yaml": "n_estimators: 100",
+        project / "README.md": "## Daily commands",
+        package / "model.py": "def build_model",
+    }
+    for path, anchor in edited.items():
+        text = path.read_text()
+        assert anchor in text, f"{anchor!r} not in {path}"
+        path.write_text(text.replace(anchor, f"# Team edit\n{anchor}", 1))
+    hooks = project / ".pre-commit-config.yaml"
+    template_hooks = hooks.read_text()
+    hooks.write_text("# Team edit of a template-owned file\n" + template_hooks)
+    git(project, "add", "--", *map(str, [*edited, hooks]))
+    git(project, "commit", "--quiet", "--no-verify", "-m", "Team edits")
+    head = git(project, "rev-parse", "HEAD")
+    kept = {path: path.read_bytes() for path in edited}
+
+    recopy = fenced_block(REPO_ROOT / "docs" / "updating.md", "## Recopying")
+    command = next(line for line in recopy.splitlines() if "copier recopy" in line)
+    result = user_shell(command.split("#")[0], project, with_uv_on_path(user_env))
+    assert "already set up" in result.stdout + result.stderr
+    for path, content in kept.items():
+        assert path.read_bytes() == content, f"recopy changed the team-owned {path}"
+    assert hooks.read_text() == template_hooks, "recopy renders template-owned files anew"
+    assert git(project, "rev-parse", "HEAD") == head, "recopy must not commit by itself"
+    assert "?? notes.txt" in git(project, "status", "--porcelain").splitlines()
