@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.render import REPO_ROOT, copy_template, generate_project, render
+from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.render import (
+    REPO_ROOT,
+    clone,
+    copy_template,
+    generate_project,
+    generated_from_release,
+    render,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +49,10 @@ def fenced_block(markdown: Path, heading: str) -> str:
     return match.group(1)
 
 
-def user_shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def user_shell(
+    script: str, cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run a user's commands with bash; check=False returns a failure instead of asserting."""
     print(f"$ (cd {cwd}) {script.strip()}")
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -51,7 +62,7 @@ def user_shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.Comple
         text=True,
         timeout=1800,
     )
-    assert result.returncode == 0, (
+    assert result.returncode == 0 or not check, (
         f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-5000:]}\n"
         f"--- stderr ---\n{result.stderr[-5000:]}"
     )
@@ -238,3 +249,77 @@ def test_copy_into_an_existing_repository_then_recopy(
     assert hooks.read_text() == template_hooks, "recopy renders template-owned files anew"
     assert git(project, "rev-parse", "HEAD") == head, "recopy must not commit by itself"
     assert "?? notes.txt" in git(project, "status", "--porcelain").splitlines()
+
+
+def command_line(markdown: Path, heading: str, contains: str) -> str:
+    """The line of the first bash block under heading that contains `contains`, without its
+    comment."""
+    lines = fenced_block(markdown, heading).splitlines()
+    return next(line for line in lines if contains in line).split("  #")[0]
+
+
+@pytest.fixture
+def released_project(generated_projects, template_releases, tmp_path) -> Path:
+    """A clone of the all-providers project (Docker, FastAPI, SSH deploy, DVCLive, local
+    remote), recorded as made from release v1.0.0 of a template repository with a v2.0.0."""
+    project = clone(generated_projects(ALL_PROVIDERS), tmp_path / "my-model")
+    generated_from_release(project, template_releases, "v1.0.0")
+    return project
+
+
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
+def test_renaming_is_refused_by_update_and_done_as_the_docs_say(released_project, user_env):
+    """Journey 4: `copier update --data package_name=...` (or project_slug) stops before
+    anything is written, naming the way to rename; the docs' renaming commands then move the
+    whole package and the slug, and `poe ci` is green."""
+    project, env = released_project, with_uv_on_path(user_env)
+    updating = REPO_ROOT / "docs" / "updating.md"
+    update = command_line(updating, "## Updating one repository", "copier update")
+    head = git(project, "rev-parse", "HEAD")
+    for answer, old, new in (
+        ("package_name", "my_model", "churn_model"),
+        ("project_slug", "my-model", "churn-model"),
+    ):
+        result = user_shell(f"{update} --data {answer}={new}", project, env, check=False)
+        assert result.returncode != 0
+        assert (
+            f"{answer} cannot change from '{old}' to '{new}' through copier update or recopy "
+            "(nothing was changed)" in result.stderr
+        )
+        assert 'docs/updating.md says under "Renaming"' in result.stderr
+        assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+        assert git(project, "rev-parse", "HEAD") == head
+
+    package_rename = fenced_block(updating, "The package: move it")
+    slug_rename = fenced_block(updating, "The slug (the distribution")
+    # One `poe ci` for both renames: the slug's block runs it after the package's.
+    user_shell(package_rename.replace("uv run poe ci\n", ""), project.parent, env)
+    user_shell(slug_rename, project.parent, env)
+
+    assert not (project / "src" / "my_model").exists()
+    team_owned = ("schema.py", "data.py", "features.py", "model.py", "train.py", "predict.py")
+    assert all((project / "src" / "churn_model" / name).is_file() for name in team_owned)
+    leftover = subprocess.run(["git", "grep", "-lw", "my_model"], cwd=project, capture_output=True)
+    assert leftover.returncode == 1, f"still naming the old package: {leftover.stdout}"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert (answers["package_name"], answers["project_slug"]) == ("churn_model", "churn-model")
+    assert 'name = "churn-model"' in (project / "pyproject.toml").read_text()
+    assert git(project, "status", "--porcelain") == ""
+
+
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
+def test_a_teammate_clones_and_runs_the_readme_setup(generated_projects, tmp_path, user_env):
+    """Journey 6: `git clone` of a generated repository, the README's set-up command (read from
+    the README), then `uv run poe ci` green, with the data and models pulled, not recomputed."""
+    origin = generated_projects(ALL_PROVIDERS)
+    user_shell(f"git clone --quiet {origin.as_uri()} teammate", tmp_path, user_env)
+    teammate = tmp_path / "teammate"
+    setup = fenced_block(teammate / "README.md", "## Set up a clone")
+    result = user_shell(setup, teammate, user_env)
+    assert "Running stage" not in result.stdout, "the clone's data and models are pulled"
+    assert (teammate / ".git" / "hooks" / "pre-commit").is_file()
+    assert (teammate / "models" / "model.joblib").read_bytes() == (
+        origin / "models" / "model.joblib"
+    ).read_bytes()
+    user_shell("uv run poe ci", teammate, user_env)
+    assert git(teammate, "status", "--porcelain") == ""
