@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -323,3 +324,95 @@ def test_a_teammate_clones_and_runs_the_readme_setup(generated_projects, tmp_pat
     ).read_bytes()
     user_shell("uv run poe ci", teammate, user_env)
     assert git(teammate, "status", "--porcelain") == ""
+
+
+def team_edit(project: Path) -> dict[Path, bytes]:
+    """Edit params.yaml (a retrain), the team-owned model.py and the README; commit."""
+    edits = {
+        project / "params.yaml": ("n_estimators: 100", "n_estimators: 120"),
+        project / "src" / "my_model" / "model.py": (
+            "def build_model",
+            "# Team edit\ndef build_model",
+        ),
+        project / "README.md": ("## Daily commands", "Team note.\n\n## Daily commands"),
+    }
+    for path, (old, new) in edits.items():
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {path}"
+        path.write_text(text.replace(old, new, 1))
+    git(project, "commit", "--quiet", "--no-verify", "-am", "Team edits")
+    return {path: path.read_bytes() for path in edits}
+
+
+def change_answers(
+    project: Path, env: dict[str, str], data: list[str], added: set[str], removed: set[str]
+) -> None:
+    """The docs' update command with `--data` for each new answer: exactly the files the
+    answers own are added and removed; the update is committed as the docs say."""
+    update = command_line(REPO_ROOT / "docs" / "updating.md", "## Changing an answer", "copier")
+    command = re.sub(r"--data \S+", " ".join(f"--data {shlex.quote(d)}" for d in data), update)
+    user_shell(command, project, env)
+    status = git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert {line[3:] for line in status if line.startswith("??")} == added, data
+    assert {line[3:] for line in status if line.startswith(" D")} == removed, data
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--no-verify", "-m", f"Answers changed: {' '.join(data)}")
+
+
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
+def test_changing_answers_through_update(released_project, user_env):
+    """Journey 3: answers changed one update at a time, as docs/updating.md says, there and
+    back: deploy ssh -> kubernetes -> none -> ssh, a CI provider removed and added, Python 3.11
+    -> 3.12, the DVC remote local -> s3 (unreachable here), serving and Docker off and on. Each
+    update adds and removes exactly the files its answer owns and keeps the team's edits;
+    `poe ci` is green after each group."""
+    project, env = released_project, with_uv_on_path(user_env)
+    team = team_edit(project)
+    deploy = "scripts/deploy.py", "scripts/deploy_backend.py", "scripts/deploy_common.py"
+    kubernetes = {
+        f"deploy/kubernetes/{name}/kustomization.yaml"
+        for name in ("base", "overlays/staging", "overlays/production")
+    } | {"deploy/kubernetes/base/deployment.yaml", "deploy/kubernetes/base/service.yaml"}
+    api = {"src/my_model/serve.py", "tests/test_api.py", ".github/workflows/deploy.yml", *deploy}
+
+    change_answers(project, env, ["deploy_target=kubernetes"], kubernetes, {"deploy/compose.yaml"})
+    change_answers(project, env, ["ci_providers=['github', 'gitlab']"], set(), {"Jenkinsfile"})
+    change_answers(project, env, ["python_version=3.12"], set(), set())
+    assert (project / ".python-version").read_text().strip() == "3.12"
+    assert "ARG BASE_IMAGE=python:3.12-slim" in (project / "Dockerfile").read_text()
+    assert "uv:python3.12-bookworm" in (project / ".gitlab-ci.yml").read_text()
+    assert 'requires-python = ">=3.12"' in (project / "uv.lock").read_text()
+    s3 = ["dvc_remote=s3", "dvc_remote_url=s3://my-bucket/my-model"]
+    change_answers(project, env, s3, set(), set())
+    assert "url = s3://my-bucket/my-model" in (project / ".dvc" / "config").read_text()
+    # Serving off takes the deployment with it (deploy_target is asked only with an API); the
+    # team-owned deploy/smoke-request.json stays.
+    change_answers(project, env, ["serving=none"], set(), api | kubernetes)
+    change_answers(
+        project,
+        env,
+        ["use_docker=false"],
+        set(),
+        {"Dockerfile", ".dockerignore", "scripts/image.py"},
+    )
+    assert (project / "deploy" / "smoke-request.json").is_file()
+    ci = user_shell("uv run poe ci", project, env)
+    assert "quality gate: passed" in ci.stdout
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--no-verify", "-m", "Pipeline run")
+
+    all_providers = "ci_providers=['github', 'gitlab', 'jenkins']"
+    change_answers(project, env, [all_providers], {"Jenkinsfile"}, set())
+    docker = {"Dockerfile", ".dockerignore", "scripts/image.py", "deploy/compose.yaml"}
+    change_answers(project, env, ["use_docker=true", "serving=fastapi"], docker | api, set())
+    change_answers(
+        project,
+        env,
+        ["deploy_target=none"],
+        set(),
+        {"deploy/compose.yaml", ".github/workflows/deploy.yml", *deploy},
+    )
+    ci = user_shell("uv run poe ci", project, env)
+    assert "quality gate: passed" in ci.stdout
+    for path, content in team.items():
+        assert path.read_bytes() == content, f"the team's edit of {path} was lost"
