@@ -4,18 +4,27 @@ Runs in the destination directory after `copier copy` (never during `copier upda
 git init, uv lock and sync, dvc init with the chosen remote, a first `dvc repro`, a push to the
 default local remote, pre-commit hooks, and the first commit with dvc.lock and the baseline
 metrics. Each step says what it does; a failure names the step, the command and how to resume.
+
+Copied into an existing directory or repository, it commits only what the template and the
+set-up wrote (files that were there before stay out of its commits) and keeps an existing DVC
+remote. Under `copier recopy` of a repository already set up it does nothing: the recopy is
+reviewed and committed like an update.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import yaml
+
+TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 
 REQUIRED_TOOLS = {
     "git": "install git from your package manager (https://git-scm.com/downloads)",
@@ -122,11 +131,67 @@ def git_identity(answers: dict) -> list[str]:
     return args
 
 
+def template_paths(answers: dict, root: Path = TEMPLATE_ROOT) -> set[str]:
+    """Paths the template may write with these answers: its file names rendered as Copier
+    renders them (a name that renders empty is not written); every parent directory too."""
+    settings = yaml.safe_load((root / "copier.yml").read_text(encoding="utf-8"))
+    source = root / settings.get("_subdirectory", "")
+    suffix = settings.get("_templates_suffix", ".jinja")
+    context = {
+        **answers,
+        "_copier_conf": {"answers_file": settings.get("_answers_file", ".copier-answers.yml")},
+    }
+    environment = jinja2.Environment()
+    paths = set()
+    for path in source.rglob("*"):
+        parts = [
+            environment.from_string(part).render(context) for part in path.relative_to(source).parts
+        ]
+        if path.is_file() and all(parts):
+            name = "/".join(parts)
+            paths.add(name.removesuffix(suffix))
+    return paths | {str(parent) for p in paths for parent in Path(p).parents} - {"."}
+
+
+def files_not_from_template(answers: dict, has_git: bool) -> list[str]:
+    """Files that were in the destination before the copy (untracked, or tracked with
+    uncommitted changes) and that the template does not write: they stay out of the commits."""
+    if has_git:
+        listed = subprocess.run(
+            ["git", "ls-files", "--others", "--modified", "--exclude-standard"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    else:
+        listed = [str(p) for p in Path().rglob("*") if p.is_file()]
+    written = template_paths(answers)
+    return sorted(
+        path
+        for path in set(listed)
+        if path not in written and not any(str(parent) in written for parent in Path(path).parents)
+    )
+
+
+def has_dvc_remote(config: Path = Path(".dvc") / "config") -> bool:
+    """Whether the repository already names a DVC remote (it is the team's: keep it)."""
+    return config.is_file() and bool(
+        re.search(r"^\s*\[\s*'?remote\s+\"", config.read_text(), re.MULTILINE)
+    )
+
+
 def plan(
-    answers: dict, remote_url: str, has_git: bool, has_dvc: bool
+    answers: dict,
+    remote_url: str,
+    has_git: bool,
+    has_dvc: bool,
+    keep_remote: bool = False,
+    keep_out: list[str] | tuple[str, ...] = (),
 ) -> list[tuple[str, list[str]]]:
-    """The set-up steps, in order, as (description, command)."""
+    """The set-up steps, in order, as (description, command). keep_remote: the repository
+    has a DVC remote already (nothing added, nothing pushed); keep_out: files never staged."""
     commit = ["git", *git_identity(answers), "commit", "--quiet", "--no-verify", "-m"]
+    stage = ["git", "add", "--all", "--", ".", *(f":(exclude,literal){p}" for p in keep_out)]
     steps = []
     if not has_git:
         steps.append(("git init", ["git", "init", "--quiet", "--initial-branch=main"]))
@@ -138,23 +203,35 @@ def plan(
         steps.append(("dvc init", ["uv", "run", "dvc", "init", "--quiet"]))
     steps += [
         ("dvc autostage", ["uv", "run", "dvc", "config", "core.autostage", "true"]),
-        (
-            "dvc remote",
-            ["uv", "run", "dvc", "remote", "add", "--default", "--force", "storage", remote_url],
-        ),
+    ]
+    if not keep_remote:
+        steps.append(
+            (
+                "dvc remote",
+                ["uv", "run", "dvc", "remote", "add", "--default", "storage", remote_url],
+            )
+        )
+    steps += [
         ("git hooks", ["uv", "run", "pre-commit", "install"]),
         # Commit the code first: the pipeline's trackers record the git revision they ran on.
-        ("stage files", ["git", "add", "--all"]),
+        ("stage files", stage),
         ("first commit", [*commit, "Initial commit from the ML CI/CD template"]),
         ("first pipeline run", ["uv", "run", "dvc", "repro"]),
     ]
-    if answers["dvc_remote"] == "local":
+    if answers["dvc_remote"] == "local" and not keep_remote:
         steps.append(("push data and models", ["uv", "run", "dvc", "push"]))
     steps += [
-        ("stage baseline", ["git", "add", "--all"]),
+        ("stage baseline", stage),
         ("baseline commit", [*commit, "Baseline pipeline run: dvc.lock and metrics"]),
     ]
     return steps
+
+
+def committed(path: str) -> bool:
+    return (
+        subprocess.run(["git", "cat-file", "-e", f"HEAD:{path}"], capture_output=True).returncode
+        == 0
+    )
 
 
 def main() -> int:
@@ -171,6 +248,13 @@ def main() -> int:
         )
         return 1
     answers = yaml.safe_load(Path(".copier-answers.yml").read_text())
+    has_git = Path(".git").exists()
+    if has_git and committed(".copier-answers.yml"):
+        print(
+            "[post-copy] this repository is already set up (.copier-answers.yml is committed): "
+            "review what the recopy changed with `git diff`, run `uv run poe ci`, and commit"
+        )
+        return 0
     # uv would otherwise try to download a missing interpreter (a DNS error offline), or pick
     # a pyenv shim that cannot run: give it one that works, before anything is set up.
     version = answers["python_version"]
@@ -186,7 +270,13 @@ def main() -> int:
     remote_url = (
         str(local_remote_dir(answers["project_slug"])) if local else answers["dvc_remote_url"]
     )
-    steps = plan(answers, remote_url, Path(".git").exists(), Path(".dvc").exists())
+    keep_remote = has_dvc_remote()
+    if keep_remote:
+        print("[post-copy] keeping the repository's DVC remote (.dvc/config); nothing pushed")
+    keep_out = files_not_from_template(answers, has_git)
+    if keep_out:
+        print(f"[post-copy] not committed, they were here before the copy: {' '.join(keep_out)}")
+    steps = plan(answers, remote_url, has_git, Path(".dvc").exists(), keep_remote, keep_out)
     for index, (description, command) in enumerate(steps):
         print(f"[post-copy] {description}: {shlex.join(command)}", flush=True)
         code = subprocess.run(command).returncode
@@ -198,7 +288,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 1
-    if not local:
+    if not local and not keep_remote:
         print(
             f"[post-copy] not pushed: configure credentials for {remote_url}, then run "
             "`uv run poe push`"

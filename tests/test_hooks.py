@@ -75,11 +75,21 @@ def test_copy_task_runs_only_on_copy():
 
 
 def test_hooks_use_only_what_copier_ships():
-    # Tasks run with Copier's own interpreter ({{ _copier_python }}): stdlib and PyYAML only.
+    # Tasks run with Copier's own interpreter ({{ _copier_python }}): stdlib, PyYAML, Jinja.
     source = Path(post_copy.__file__).read_text()
     imports = {
         line.split()[1].split(".")[0]
         for line in source.splitlines()
         if line.startswith(("import ", "from ")) and "__future__" not in line
     }
-    assert imports <= {"os", "shlex", "shutil", "subprocess", "sys", "pathlib", "yaml"}
+    assert imports <= {
+        "os",
+        "re",
+        "shlex",
+        "shutil",
+        "subprocess",
+        "sys",
+        "pathlib",
+        "jinja2",
+        "yaml",
+    }

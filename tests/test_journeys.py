@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.render import REPO_ROOT, copy_template, render
+from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.render import (
+    REPO_ROOT,
+    clone,
+    copy_template,
+    generate_project,
+    generated_from_release,
+    render,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +50,10 @@ def fenced_block(markdown: Path, heading: str) -> str:
     return match.group(1)
 
 
-def user_shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def user_shell(
+    script: str, cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run a user's commands with bash; check=False returns a failure instead of asserting."""
     print(f"$ (cd {cwd}) {script.strip()}")
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
@@ -51,7 +63,7 @@ def user_shell(script: str, cwd: Path, env: dict[str, str]) -> subprocess.Comple
         text=True,
         timeout=1800,
     )
-    assert result.returncode == 0, (
+    assert result.returncode == 0 or not check, (
         f"exit {result.returncode}\n--- stdout ---\n{result.stdout[-5000:]}\n"
         f"--- stderr ---\n{result.stderr[-5000:]}"
     )
@@ -154,3 +166,253 @@ def test_missing_python_stops_before_anything_with_one_line(template_src, tmp_pa
         "version; nothing was set up yet."
     ]
     assert not (project / ".git").exists() and not (project / "uv.lock").exists()
+
+
+def team_owned_on_update() -> list[str]:
+    """The update-only `_exclude` block of copier.yml, one path a line."""
+    settings = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
+    block = next(entry for entry in settings["_exclude"] if "_copier_operation" in entry)
+    return [line.strip() for line in block.splitlines() if "{%" not in line]
+
+
+def test_team_owned_files_are_kept_by_recopy_too():
+    """`copier recopy` is a copy: `_skip_if_exists` must name every team-owned file."""
+    settings = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
+    assert settings["_skip_if_exists"] == team_owned_on_update()
+
+
+@pytest.fixture
+def existing_repo(tmp_path) -> Path:
+    """A team's repository before the copy: a commit, a DVC remote of its own, an untracked
+    file and an uncommitted change."""
+    repo = tmp_path / "my-model"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
+    team_remote = tmp_path / "team-remote"
+    team_remote.mkdir()
+    (repo / ".dvc" / "config").write_text(
+        f"[core]\n    remote = team\n['remote \"team\"']\n    url = {team_remote}\n"
+    )
+    (repo / "team.txt").write_text("committed\n")
+    git(repo, "init", "--quiet", "--initial-branch=main")
+    git(repo, "add", "--all")
+    git(repo, "commit", "--quiet", "-m", "The team's first commit")
+    (repo / "team.txt").write_text("committed\nand changed, not committed yet\n")
+    (repo / "notes.txt").write_text("unrelated, never committed\n")
+    return repo
+
+
+def test_copy_into_an_existing_repository_then_recopy(
+    template_src, existing_repo, offline_uv_env, user_env
+):
+    """Journey 5: a copy into an existing repository commits only what the template wrote and
+    keeps the team's DVC remote; a later `copier recopy` (the docs' command) keeps every
+    team-owned file and leaves the set-up alone."""
+    project = existing_repo
+    dvc_config = (project / ".dvc" / "config").read_text()
+    generate_project(template_src, project, {}, offline_uv_env)
+
+    assert git(project, "log", "--all", "--format=%H", "--", "notes.txt", "team.txt") == (
+        git(project, "rev-list", "--max-parents=0", "HEAD")
+    ), "files that were there before the copy must not be in the template's commits"
+    status = git(project, "status", "--porcelain").splitlines()
+    assert sorted(status) == [" M team.txt", "?? notes.txt"]
+    assert git(project, "log", "--format=%s").splitlines()[-1] == "The team's first commit"
+    config = (project / ".dvc" / "config").read_text()
+    assert "remote = team" in config and dvc_config.split("\n", 2)[2] in config
+    assert "storage" not in config
+
+    # Team edits to team-owned files and to a template-owned one, committed.
+    package = project / "src" / "my_model"
+    edited = {
+        project / "params.yaml": "n_estimators: 100",
+        project / "README.md": "## Daily commands",
+        package / "model.py": "def build_model",
+    }
+    for path, anchor in edited.items():
+        text = path.read_text()
+        assert anchor in text, f"{anchor!r} not in {path}"
+        path.write_text(text.replace(anchor, f"# Team edit\n{anchor}", 1))
+    hooks = project / ".pre-commit-config.yaml"
+    template_hooks = hooks.read_text()
+    hooks.write_text("# Team edit of a template-owned file\n" + template_hooks)
+    git(project, "add", "--", *map(str, [*edited, hooks]))
+    git(project, "commit", "--quiet", "--no-verify", "-m", "Team edits")
+    head = git(project, "rev-parse", "HEAD")
+    kept = {path: path.read_bytes() for path in edited}
+
+    recopy = fenced_block(REPO_ROOT / "docs" / "updating.md", "## Recopying")
+    command = next(line for line in recopy.splitlines() if "copier recopy" in line)
+    result = user_shell(command.split("#")[0], project, with_uv_on_path(user_env))
+    assert "already set up" in result.stdout + result.stderr
+    for path, content in kept.items():
+        assert path.read_bytes() == content, f"recopy changed the team-owned {path}"
+    assert hooks.read_text() == template_hooks, "recopy renders template-owned files anew"
+    assert git(project, "rev-parse", "HEAD") == head, "recopy must not commit by itself"
+    assert "?? notes.txt" in git(project, "status", "--porcelain").splitlines()
+
+
+def command_line(markdown: Path, heading: str, contains: str) -> str:
+    """The line of the first bash block under heading that contains `contains`, without its
+    comment."""
+    lines = fenced_block(markdown, heading).splitlines()
+    return next(line for line in lines if contains in line).split("  #")[0]
+
+
+@pytest.fixture
+def released_project(generated_projects, template_releases, tmp_path) -> Path:
+    """A clone of the all-providers project (Docker, FastAPI, SSH deploy, DVCLive, local
+    remote), recorded as made from release v1.0.0 of a template repository with a v2.0.0."""
+    project = clone(generated_projects(ALL_PROVIDERS), tmp_path / "my-model")
+    generated_from_release(project, template_releases, "v1.0.0")
+    return project
+
+
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
+def test_renaming_is_refused_by_update_and_done_as_the_docs_say(released_project, user_env):
+    """Journey 4: `copier update --data package_name=...` (or project_slug) stops before
+    anything is written, naming the way to rename; the docs' renaming commands then move the
+    whole package and the slug, and `poe ci` is green."""
+    project, env = released_project, with_uv_on_path(user_env)
+    updating = REPO_ROOT / "docs" / "updating.md"
+    update = command_line(updating, "## Updating one repository", "copier update")
+    head = git(project, "rev-parse", "HEAD")
+    for answer, old, new in (
+        ("package_name", "my_model", "churn_model"),
+        ("project_slug", "my-model", "churn-model"),
+    ):
+        result = user_shell(f"{update} --data {answer}={new}", project, env, check=False)
+        assert result.returncode != 0
+        assert (
+            f"{answer} cannot change from '{old}' to '{new}' through copier update or recopy "
+            "(nothing was changed)" in result.stderr
+        )
+        assert 'docs/updating.md says under "Renaming"' in result.stderr
+        assert git(project, "status", "--porcelain", "--untracked-files=all") == ""
+        assert git(project, "rev-parse", "HEAD") == head
+
+    package_rename = fenced_block(updating, "The package: move it")
+    slug_rename = fenced_block(updating, "The slug (the distribution")
+    # One `poe ci` for both renames: the slug's block runs it after the package's.
+    user_shell(package_rename.replace("uv run poe ci\n", ""), project.parent, env)
+    user_shell(slug_rename, project.parent, env)
+
+    assert not (project / "src" / "my_model").exists()
+    team_owned = ("schema.py", "data.py", "features.py", "model.py", "train.py", "predict.py")
+    assert all((project / "src" / "churn_model" / name).is_file() for name in team_owned)
+    leftover = subprocess.run(["git", "grep", "-lw", "my_model"], cwd=project, capture_output=True)
+    assert leftover.returncode == 1, f"still naming the old package: {leftover.stdout}"
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert (answers["package_name"], answers["project_slug"]) == ("churn_model", "churn-model")
+    assert 'name = "churn-model"' in (project / "pyproject.toml").read_text()
+    assert git(project, "status", "--porcelain") == ""
+
+
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
+def test_a_teammate_clones_and_runs_the_readme_setup(generated_projects, tmp_path, user_env):
+    """Journey 6: `git clone` of a generated repository, the README's set-up command (read from
+    the README), then `uv run poe ci` green, with the data and models pulled, not recomputed."""
+    origin = generated_projects(ALL_PROVIDERS)
+    user_shell(f"git clone --quiet {origin.as_uri()} teammate", tmp_path, user_env)
+    teammate = tmp_path / "teammate"
+    setup = fenced_block(teammate / "README.md", "## Set up a clone")
+    result = user_shell(setup, teammate, user_env)
+    assert "Running stage" not in result.stdout, "the clone's data and models are pulled"
+    assert (teammate / ".git" / "hooks" / "pre-commit").is_file()
+    assert (teammate / "models" / "model.joblib").read_bytes() == (
+        origin / "models" / "model.joblib"
+    ).read_bytes()
+    user_shell("uv run poe ci", teammate, user_env)
+    assert git(teammate, "status", "--porcelain") == ""
+
+
+def team_edit(project: Path) -> dict[Path, bytes]:
+    """Edit params.yaml (a retrain), the team-owned model.py and the README; commit."""
+    edits = {
+        project / "params.yaml": ("n_estimators: 100", "n_estimators: 120"),
+        project / "src" / "my_model" / "model.py": (
+            "def build_model",
+            "# Team edit\ndef build_model",
+        ),
+        project / "README.md": ("## Daily commands", "Team note.\n\n## Daily commands"),
+    }
+    for path, (old, new) in edits.items():
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {path}"
+        path.write_text(text.replace(old, new, 1))
+    git(project, "commit", "--quiet", "--no-verify", "-am", "Team edits")
+    return {path: path.read_bytes() for path in edits}
+
+
+def change_answers(
+    project: Path, env: dict[str, str], data: list[str], added: set[str], removed: set[str]
+) -> None:
+    """The docs' update command with `--data` for each new answer: exactly the files the
+    answers own are added and removed; the update is committed as the docs say."""
+    update = command_line(REPO_ROOT / "docs" / "updating.md", "## Changing an answer", "copier")
+    command = re.sub(r"--data \S+", " ".join(f"--data {shlex.quote(d)}" for d in data), update)
+    user_shell(command, project, env)
+    status = git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert {line[3:] for line in status if line.startswith("??")} == added, data
+    assert {line[3:] for line in status if line.startswith(" D")} == removed, data
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--no-verify", "-m", f"Answers changed: {' '.join(data)}")
+
+
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
+def test_changing_answers_through_update(released_project, user_env):
+    """Journey 3: answers changed one update at a time, as docs/updating.md says, there and
+    back: deploy ssh -> kubernetes -> none -> ssh, a CI provider removed and added, Python 3.11
+    -> 3.12, the DVC remote local -> s3 (unreachable here), serving and Docker off and on. Each
+    update adds and removes exactly the files its answer owns and keeps the team's edits;
+    `poe ci` is green after each group."""
+    project, env = released_project, with_uv_on_path(user_env)
+    team = team_edit(project)
+    deploy = "scripts/deploy.py", "scripts/deploy_backend.py", "scripts/deploy_common.py"
+    kubernetes = {
+        f"deploy/kubernetes/{name}/kustomization.yaml"
+        for name in ("base", "overlays/staging", "overlays/production")
+    } | {"deploy/kubernetes/base/deployment.yaml", "deploy/kubernetes/base/service.yaml"}
+    api = {"src/my_model/serve.py", "tests/test_api.py", ".github/workflows/deploy.yml", *deploy}
+
+    change_answers(project, env, ["deploy_target=kubernetes"], kubernetes, {"deploy/compose.yaml"})
+    change_answers(project, env, ["ci_providers=['github', 'gitlab']"], set(), {"Jenkinsfile"})
+    change_answers(project, env, ["python_version=3.12"], set(), set())
+    assert (project / ".python-version").read_text().strip() == "3.12"
+    assert "ARG BASE_IMAGE=python:3.12-slim" in (project / "Dockerfile").read_text()
+    assert "uv:python3.12-bookworm" in (project / ".gitlab-ci.yml").read_text()
+    assert 'requires-python = ">=3.12"' in (project / "uv.lock").read_text()
+    s3 = ["dvc_remote=s3", "dvc_remote_url=s3://my-bucket/my-model"]
+    change_answers(project, env, s3, set(), set())
+    assert "url = s3://my-bucket/my-model" in (project / ".dvc" / "config").read_text()
+    # Serving off takes the deployment with it (deploy_target is asked only with an API); the
+    # team-owned deploy/smoke-request.json stays.
+    change_answers(project, env, ["serving=none"], set(), api | kubernetes)
+    change_answers(
+        project,
+        env,
+        ["use_docker=false"],
+        set(),
+        {"Dockerfile", ".dockerignore", "scripts/image.py"},
+    )
+    assert (project / "deploy" / "smoke-request.json").is_file()
+    ci = user_shell("uv run poe ci", project, env)
+    assert "quality gate: passed" in ci.stdout
+    git(project, "add", "--all")
+    git(project, "commit", "--quiet", "--no-verify", "-m", "Pipeline run")
+
+    all_providers = "ci_providers=['github', 'gitlab', 'jenkins']"
+    change_answers(project, env, [all_providers], {"Jenkinsfile"}, set())
+    docker = {"Dockerfile", ".dockerignore", "scripts/image.py", "deploy/compose.yaml"}
+    change_answers(project, env, ["use_docker=true", "serving=fastapi"], docker | api, set())
+    change_answers(
+        project,
+        env,
+        ["deploy_target=none"],
+        set(),
+        {"deploy/compose.yaml", ".github/workflows/deploy.yml", *deploy},
+    )
+    ci = user_shell("uv run poe ci", project, env)
+    assert "quality gate: passed" in ci.stdout
+    for path, content in team.items():
+        assert path.read_bytes() == content, f"the team's edit of {path} was lost"

@@ -163,8 +163,8 @@ def rename_with_migration(repo: Path, old: str, new: str, version: str) -> None:
         '    command: "{{ _copier_python }} {{ _copier_conf.src_path }}/hooks/migrations.py '
         f'rename {old} {new}"\n'
     )
-    assert "_migrations: []\n" in text
-    copier_yml.write_text(text.replace("_migrations: []\n", migration))
+    assert "_migrations:\n" in text
+    copier_yml.write_text(text.replace("_migrations:\n", migration, 1))
 
 
 def generated_from_release(project: Path, releases: Path, version: str = "v1.0.0") -> None:

@@ -1,0 +1,70 @@
+"""Update-time task: what a changed answer needs beyond the template's files.
+
+Runs in the repository after every `copier update` has merged the files (a `_migrations` entry
+without a version, stage "after"), before the team reviews and commits:
+- `uv lock` and `uv sync`: pyproject.toml may have changed (dependencies of a feature turned on
+  or off, requires-python of a new python_version), and CI installs with `uv sync --locked`; a
+  new python_version is looked for where the copy-time task looks (pyenv, uv, the system);
+- a changed dvc_remote / dvc_remote_url answer becomes the default DVC remote in .dvc/config.
+A failure does not undo the update: it says what to run by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from post_copy import find_python, local_remote_dir
+
+ANSWERS = ".copier-answers.yml"
+REMOTE_ANSWERS = ("dvc_remote", "dvc_remote_url")
+
+
+def previous_answers() -> dict:
+    """The answers as last committed (before this update)."""
+    shown = subprocess.run(["git", "show", f"HEAD:{ANSWERS}"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        return {}
+    return yaml.safe_load(shown.stdout) or {}
+
+
+def steps(answers: dict, previous: dict) -> list[tuple[str, list[str]]]:
+    """The commands this update needs, as (description, command)."""
+    result = [("lock dependencies", ["uv", "lock"]), ("install environment", ["uv", "sync"])]
+    if any(answers.get(name) != previous.get(name) for name in REMOTE_ANSWERS):
+        url = (
+            str(local_remote_dir(answers["project_slug"]))
+            if answers["dvc_remote"] == "local"
+            else answers["dvc_remote_url"]
+        )
+        remote = ["uv", "run", "dvc", "remote", "add", "--default", "--force", "storage", url]
+        result.append(("DVC remote for the new dvc_remote answer", remote))
+    return result
+
+
+def main() -> int:
+    answers = yaml.safe_load(Path(ANSWERS).read_text())
+    # uv does not look where pyenv keeps interpreters: hand it the one the copy would use.
+    python = find_python(answers["python_version"])
+    if python:
+        os.environ["UV_PYTHON"] = python
+    failed = []
+    for description, command in steps(answers, previous_answers()):
+        print(f"[post-update] {description}: {shlex.join(command)}", flush=True)
+        if subprocess.run(command).returncode != 0:
+            failed.append(shlex.join(command))
+    if failed:
+        print(
+            "post-update: the files are updated, but these commands failed; fix the cause and "
+            "run them before committing:\n" + "\n".join(f"    {c}" for c in failed),
+            file=sys.stderr,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
