@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from tests.harness.commands import run
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
@@ -15,8 +16,8 @@ def shell_commands(readme: Path) -> list[str]:
     commands = []
     for language, body in _FENCE.findall(readme.read_text(encoding="utf-8")):
         if language in SHELL_LANGUAGES:
-            lines = body.replace("\\\n", " ").splitlines()
-            commands += [line.strip() for line in lines if line.strip() and line[0] != "#"]
+            lines = [line.strip() for line in body.replace("\\\n", " ").splitlines()]
+            commands += [line for line in lines if line and not line.startswith("#")]
     return commands
 
 
@@ -32,15 +33,4 @@ def run_readme_commands(project: Path, not_run: dict[str, str], env: dict[str, s
             print(f"README: not run here: {command}  ({not_run[command]})")
             continue
         print(f"README: $ {command}")
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", command],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert result.returncode == 0, (
-            f"README command failed in {project}: {command} (exit {result.returncode})\n"
-            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-        )
+        run(["bash", "-euo", "pipefail", "-c", command], project, env)
