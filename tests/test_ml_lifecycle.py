@@ -297,6 +297,30 @@ def test_mlflow_tracking_server_gets_metrics_and_a_registered_model(mf_project, 
     assert list((tmp_path / "server-artifacts").rglob("model.joblib")), "artifact on the server"
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group(MLFLOW_S3.id)
+def test_s3_push_and_pull_without_credentials_print_the_cause(mf_project, tmp_path):
+    """Journey 8: `poe push`/`poe pull` name DVC's error (here boto's "Unable to locate
+    credentials"), not DVC's support footer."""
+    no_credentials = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("AWS_")},
+        **QUIET,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance role to find either
+    }
+    pushed = run(["uv", "run", "poe", "push"], mf_project, no_credentials, check=False)
+    assert pushed.returncode == 1
+    (failure,) = [line for line in pushed.stdout.splitlines() if "failed:" in line]
+    assert failure.startswith("dvc push to remote 'storage' (s3://bucket/project) failed: ")
+    assert "Unable to locate credentials" in failure
+    pulled = run(["uv", "run", "poe", "pull"], mf_project, no_credentials)  # recomputes instead
+    (notice,) = [line for line in pulled.stdout.splitlines() if "could not be read" in line]
+    assert "Unable to locate credentials" in notice
+    for output in (pushed.stdout, pulled.stdout):
+        assert "Having any troubles" not in output and "discord" not in output.lower()
+
+
 def rclone_binary() -> str | None:
     return shutil.which("rclone") or shutil.which("rclone", path=str(Path(sys.executable).parent))
 
