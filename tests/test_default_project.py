@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.commands import run
+from tests.harness.readme import run_readme_commands
 from tests.harness.render import generate_project
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,20 @@ def test_poe_ci_is_green(project):
     assert "quality gate: passed" in result.stdout
     assert (project / "reports" / "junit.xml").is_file()
     assert "| accuracy |" in (project / "reports" / "ci-report.md").read_text()
+
+
+# Journey 8: the default README's shell commands that are not run here, and why.
+README_NOT_RUN = {
+    "uv run poe deploy staging": "needs a real staging host and registry (DEPLOY_HOST, ...); "
+    "tests/test_deploy.py deploys the same task to a local SSH host",
+    "uv run poe rollback staging": "needs a real staging host with two releases; "
+    "tests/test_deploy.py rolls back on a local SSH host",
+}
+
+
+def test_every_readme_shell_command_runs(project):
+    run_readme_commands(project, README_NOT_RUN, {**os.environ, "NO_COLOR": "1"})
+    assert sh("git", "status", "--porcelain", cwd=project).stdout == "", "commands left changes"
 
 
 def test_fresh_clone_pulls_instead_of_recomputing(project, tmp_path):

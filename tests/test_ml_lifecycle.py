@@ -1,9 +1,10 @@
 """The ML lifecycle of generated projects, run for real on this machine's CPU.
 
-- PyTorch: `uv run poe ci` green, seeded reproducible training, DDP with torchrun (2 processes,
-  gloo), `dvc exp run` with DVCLive, offline `poe plots`, the release model card.
+- PyTorch: `uv run poe ci` green, seeded reproducible training, the train stage under DDP
+  (`train.nproc: 2`, 2 processes, gloo) kept by `poe ci`, `dvc exp run` with DVCLive, offline
+  `poe plots`, the release model card.
 - MLflow: the default local store (git-ignored ./mlruns) and a real `mlflow server` on loopback,
-  with the trained model registered in the model registry.
+  with the trained model registered in the model registry and the held-out metrics logged.
 - S3: push to a real S3-compatible server (`rclone serve s3`) and pull in a fresh clone, with
   the endpoint and keys only in git-ignored config and the environment.
 - GCS, Azure, SSH: the copy-time hook's DVC remote commands give the right `dvc remote list`.
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -23,8 +25,10 @@ import yaml
 
 from tests.harness.ci_variants import GITLAB_ONLY, JENKINS_ONLY
 from tests.harness.commands import run
+from tests.harness.readme import run_readme_commands
 from tests.harness.render import REPO_ROOT, clone, render
 from tests.harness.services import free_port, http_ok, port_open, service
+from tests.harness.tracking import dvclive_metrics, mlflow_runs, runs_named
 
 PACKAGE = "my_model"
 # The core CI variants (tests/harness/ci_variants.py) that exercise PyTorch and MLflow with S3,
@@ -81,6 +85,14 @@ def test_pytorch_poe_ci_is_green(pt_project):
     assert "+cpu" in (pt_project / "uv.lock").read_text(), "torch comes from the CPU index"
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_every_readme_shell_command_runs_with_pytorch(pt_project):
+    """Journey 8 in a variant whose README differs (PyTorch, no deployment): all its shell
+    commands run here."""
+    run_readme_commands(pt_project, {}, {**os.environ, **QUIET})
+
+
 REPRO_CHECK = f"""
 import sys, torch
 from {PACKAGE}.model import load_model, select_device
@@ -104,48 +116,40 @@ def test_pytorch_training_is_seeded_and_reproducible(pt_clone, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group(PYTORCH.id)
-def test_ddp_with_two_cpu_processes_saves_a_model_above_threshold(pt_clone, tmp_path):
-    model = tmp_path / "ddp.pt"
-    result = sh(
-        "uv",
-        "run",
-        "torchrun",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        f"{PACKAGE}.train_ddp",
-        "--out",
-        str(model),
-        cwd=pt_clone,
-        env={"OMP_NUM_THREADS": "1"},
-    )
-    assert "train_ddp: 2 processes (gloo)" in result.stdout, result.stdout + result.stderr
-    assert model.is_file()
-    sh(
-        "uv",
-        "run",
-        "python",
-        "-m",
-        PACKAGE,
-        "evaluate",
-        "--model",
-        str(model),
-        "--data",
-        "data/prepared/test.csv",
-        "--out",
-        str(tmp_path / "eval"),
-        cwd=pt_clone,
-    )
-    assert_above_thresholds(json.loads((tmp_path / "eval" / "metrics.json").read_text()), pt_clone)
+def test_ddp_train_stage_is_recorded_by_dvc_and_kept_by_poe_ci(pt_project, tmp_path):
+    """Journey 7: `train.nproc: 2` makes the pipeline's train stage itself run DDP (2 CPU
+    processes, gloo); DVC records that model, `poe ci` keeps it, and only rank 0 logs."""
+    work = clone(pt_project, tmp_path / "work")
+    params = work / "params.yaml"
+    assert "  nproc: 1\n" in params.read_text()
+    params.write_text(params.read_text().replace("  nproc: 1\n", "  nproc: 2\n"))
+    ci = sh("uv", "run", "poe", "ci", cwd=work).stdout
+    assert "train: 2 processes (torchrun)" in ci
+    assert "train: rank 0 of 2 done (gloo)" in ci and "train: rank 1 of 2 done (gloo)" in ci
+    assert "quality gate: passed" in ci
+    assert "up to date" in sh("uv", "run", "dvc", "status", cwd=work).stdout
+    lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]["train"]
+    assert lock["params"]["params.yaml"]["train"]["nproc"] == 2
+    model_md5 = hashlib.md5((work / "models" / "model.pt").read_bytes()).hexdigest()
+    assert [o["md5"] for o in lock["outs"] if o["path"] == "models/model.pt"] == [model_md5]
+    again = sh("uv", "run", "poe", "pipeline", cwd=work).stdout
+    assert "Running stage" not in again, "the distributed model is kept, not retrained"
+    assert hashlib.md5((work / "models" / "model.pt").read_bytes()).hexdigest() == model_md5
+    # Rank 0 alone logged: one loss point per epoch; the held-out metrics reached DVCLive too.
+    epochs = yaml.safe_load(params.read_text())["train"]["epochs"]
+    curve = (work / "dvclive" / "train" / "plots" / "metrics" / "train_loss.tsv").read_text()
+    assert len(curve.splitlines()) == 1 + epochs
+    metrics = json.loads((work / "reports" / "metrics.json").read_text())
+    assert dvclive_metrics(work, "evaluate") == metrics
+    assert_above_thresholds(metrics, work)
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group(PYTORCH.id)
 def test_dvc_exp_run_logs_metrics_and_plots_with_dvclive(pt_clone):
     sh("uv", "run", "dvc", "exp", "run", "--set-param", "train.epochs=30", cwd=pt_clone)
-    live = pt_clone / "dvclive"
-    assert "train_accuracy" in json.loads((live / "metrics.json").read_text())
+    live = pt_clone / "dvclive" / "train"
+    assert "train_accuracy" in dvclive_metrics(pt_clone, "train")
     curve = (live / "plots" / "metrics" / "train_loss.tsv").read_text().splitlines()
     assert curve[0].split("\t")[:2] == ["step", "train_loss"] and len(curve) == 1 + 30
     shown = json.loads(sh("uv", "run", "dvc", "exp", "show", "--json", cwd=pt_clone).stdout)
@@ -208,36 +212,18 @@ def mf_project(generated_projects) -> Path:
     return generated_projects(MLFLOW_S3)
 
 
-MLFLOW_CHECK = """
-import json, sys
-from mlflow import MlflowClient
-client = MlflowClient(sys.argv[1])
-experiment = client.get_experiment_by_name("my-model")
-runs = client.search_runs([experiment.experiment_id])
-versions = client.search_model_versions("name='my-model'")
-print(json.dumps({
-    "metrics": [run.data.metrics for run in runs],
-    "params": [run.data.params for run in runs],
-    "versions": [{"version": str(v.version), "run_id": v.run_id} for v in versions],
-    "run_ids": [run.info.run_id for run in runs],
-    "artifacts": [
-        [a.path for a in client.list_artifacts(run.info.run_id, "model")] for run in runs
-    ],
-}))
-"""
-
-
 @pytest.mark.slow
 @pytest.mark.xdist_group(MLFLOW_S3.id)
 def test_mlflow_default_local_store_is_git_ignored_and_registers(mf_project):
     assert (mf_project / "mlruns" / "mlflow.db").is_file(), "the copy-time pipeline logged locally"
     assert sh("git", "status", "--porcelain", cwd=mf_project).stdout == ""
     assert sh("git", "check-ignore", "mlruns/mlflow.db", cwd=mf_project).returncode == 0
-    store = f"sqlite:///{mf_project / 'mlruns' / 'mlflow.db'}"
-    found = json.loads(sh("uv", "run", "python", "-c", MLFLOW_CHECK, store, cwd=mf_project).stdout)
-    assert found["metrics"] and "train_accuracy" in found["metrics"][0]
-    assert found["versions"] and found["versions"][0]["run_id"] in found["run_ids"]
-    assert found["artifacts"][0] == ["model/model.joblib"]
+    found = mlflow_runs(mf_project)  # newest first; other tests may have run the pipeline too
+    train, evaluate = runs_named(found, "train")[0], runs_named(found, "evaluate")[0]
+    assert "train_accuracy" in train["metrics"] and train["artifacts"] == ["model/model.joblib"]
+    assert train["id"] in [version["run_id"] for version in found["versions"]]
+    held_out = json.loads((mf_project / "reports" / "metrics.json").read_text())
+    assert evaluate["metrics"] == held_out
 
 
 @pytest.mark.slow
@@ -272,15 +258,37 @@ def test_mlflow_tracking_server_gets_metrics_and_a_registered_model(mf_project, 
             cwd=mf_project,
             env={"MLFLOW_TRACKING_URI": uri},
         )
-        found = json.loads(
-            sh("uv", "run", "python", "-c", MLFLOW_CHECK, uri, cwd=mf_project).stdout
-        )
-    assert len(found["run_ids"]) == 1
-    assert found["metrics"][0]["train_accuracy"] > 0.9
-    assert found["params"][0]["train.n_estimators"] == "100"
-    assert found["versions"] == [{"version": "1", "run_id": found["run_ids"][0]}]
-    assert found["artifacts"][0] == ["model/model.joblib"]
+        found = mlflow_runs(mf_project, uri)
+    (train,) = found["runs"]
+    assert train["name"] == "train" and train["metrics"]["train_accuracy"] > 0.9
+    assert train["params"]["train.n_estimators"] == "100"
+    assert found["versions"] == [{"version": "1", "run_id": train["id"]}]
+    assert train["artifacts"] == ["model/model.joblib"]
     assert list((tmp_path / "server-artifacts").rglob("model.joblib")), "artifact on the server"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(MLFLOW_S3.id)
+def test_s3_push_and_pull_without_credentials_print_the_cause(mf_project, tmp_path):
+    """Journey 8: `poe push`/`poe pull` name DVC's error (here boto's "Unable to locate
+    credentials"), not DVC's support footer."""
+    no_credentials = {
+        **{name: value for name, value in os.environ.items() if not name.startswith("AWS_")},
+        **QUIET,
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance role to find either
+    }
+    pushed = run(["uv", "run", "poe", "push"], mf_project, no_credentials, check=False)
+    assert pushed.returncode == 1
+    (failure,) = [line for line in pushed.stdout.splitlines() if "failed:" in line]
+    assert failure.startswith("dvc push to remote 'storage' (s3://bucket/project) failed: ")
+    assert "Unable to locate credentials" in failure
+    pulled = run(["uv", "run", "poe", "pull"], mf_project, no_credentials)  # recomputes instead
+    (notice,) = [line for line in pulled.stdout.splitlines() if "could not be read" in line]
+    assert "Unable to locate credentials" in notice
+    for output in (pushed.stdout, pulled.stdout):
+        assert "Having any troubles" not in output and "discord" not in output.lower()
 
 
 def rclone_binary() -> str | None:

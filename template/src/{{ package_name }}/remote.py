@@ -37,13 +37,14 @@ def _last_line(text: str) -> str:
 
 
 def _dvc_error(stderr: str) -> str:
-    """DVC's own error line (its last `ERROR:` line), not the support footer it ends with."""
+    """DVC's own error lines (`ERROR:`), not the support footer it ends with: the cause (e.g.
+    "Unable to locate credentials") comes first, a summary ("6 files failed") last."""
     errors = [
         line.strip().removeprefix("ERROR:").strip()
         for line in stderr.splitlines()
         if line.strip().startswith("ERROR:")
     ]
-    return errors[-1] if errors else _last_line(stderr)
+    return "; ".join(dict.fromkeys(errors)) if errors else _last_line(stderr)
 
 
 def sync(direction: str) -> int:
