@@ -306,3 +306,18 @@ def test_every_distinct_gitlab_ci_rendering_matches_the_schema(gitlab_renderings
     assert len(files) >= 2 * len(answer_space("python_version"))
     result = check_jsonschema("vendor.gitlab-ci", files, "--data-transform", "gitlab-ci")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_gitlab_image_has_a_version(gitlab_renderings):
+    """Every job image and service names a version (Renovate pins each to its digest), never
+    `latest`; the uv image carries uv's own version, not only Python's."""
+    for rendering in gitlab_renderings:
+        config = yaml.safe_load(rendering.files[".gitlab-ci.yml"])
+        jobs = [v for v in config.values() if isinstance(v, dict)]  # `default` among them
+        images = [job["image"] for job in jobs if "image" in job]
+        images += [service for job in jobs for service in job.get("services", [])]
+        for image in images:
+            name, _, tag = image.rpartition(":")
+            assert name and tag and tag != "latest", f"{image} ({rendering.answers})"
+        uv_tag = config["default"]["image"].rpartition(":")[2]
+        assert re.fullmatch(r"\d+\.\d+\.\d+-python3\.\d+-bookworm", uv_tag), uv_tag

@@ -257,8 +257,14 @@ def test_jenkinsfiles_lint(rendered_jenkinsfiles):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
+# The stages that pull or push DVC data: the only ones the remote's credentials are bound in.
+DVC_STAGES = {"CI", "Publish", "Monitor"}
+
+
 def test_jenkinsfiles_parse(rendered_jenkinsfiles):
-    """Parse-only run: evaluates every block of each distinct file, sh not run, `when` ignored."""
+    """Parse-only run: evaluates every block of each distinct file, sh not run, `when` ignored.
+    Credentials are bound in the stages that use them, never for the whole pipeline; the
+    production approval names who may give it; uv is installed at one version."""
     for rendering in rendered_jenkinsfiles:
         path = rendering.directory / "Jenkinsfile"
         run = run_jenkinsfile(
@@ -273,6 +279,14 @@ def test_jenkinsfiles_parse(rendered_jenkinsfiles):
         assert names[:2] == ["Install", "CI"] and "Release" in names and "Monitor" in names, names
         use_docker = effective_answer(rendering.answers, "use_docker")
         assert ("Image" in names) == use_docker, (rendering.answers, names)
+        recorded = run.details["recorded"]
+        bound = {r["stage"] for r in recorded if "= credentials(" in r["step"]}
+        dvc_remote = effective_answer(rendering.answers, "dvc_remote")
+        assert bound == (set() if dvc_remote == "local" else DVC_STAGES), rendering.answers
+        approvals = [r["step"] for r in recorded if r["step"].startswith("input(")]
+        assert all("submitter(" in step for step in approvals), approvals
+        assert len(approvals) == ("Deploy production" in names), (rendering.answers, approvals)
+        assert re.search(r"pip install --user uv==\d+\.\d+\.\d+'", path.read_text())
 
 
 SEMANTICS_JENKINSFILE = r"""

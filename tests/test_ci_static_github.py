@@ -2,8 +2,8 @@
 
 The workflow files depend on only a few answers, found by tests/harness/renderings.py. Each
 distinct set of workflow files is checked with GitHub's workflow JSON schema (check-jsonschema),
-actionlint, and against the pinned, verified action releases that tests/harness/github.py
-substitutes when it runs them.
+actionlint, zizmor's offline security audits, against the pinned, verified action releases that
+tests/harness/github.py substitutes when it runs them, and for where each secret reaches.
 """
 
 from __future__ import annotations
@@ -110,3 +110,69 @@ def test_least_privilege(renderings):
                 writes = {scope for scope, level in permissions.items() if level == "write"}
                 if "contents" in writes:  # the model release, and the template-update branch
                     assert job_id in ("release", "template-update"), f"{name}:{job_id} writes"
+
+
+def test_zizmor_finds_nothing(renderings):
+    """zizmor's offline audits report nothing of low severity or above; an audit kept off for
+    one line is ignored on that line, with its reason after the marker."""
+    directories = {str(r.directory / ".github" / "workflows"): r.answers for r in renderings}
+    result = subprocess.run(  # one run over every rendering: each start costs
+        [str(BIN / "zizmor"), "--offline", "--min-severity", "low", *directories],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"{result.stdout}{result.stderr}\nrenderings: {directories}"
+    unexplained = [
+        f"{name}: {line.strip()}"
+        for rendering in renderings
+        for name, text in rendering.files.items()
+        for line in text.splitlines()
+        if re.search(r"# zizmor: ignore\[[^\]]+\]\s*$", line)
+    ]
+    assert not unexplained, "audits ignored without a reason:\n" + "\n".join(unexplained)
+
+
+SECRET = re.compile(r"\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)")
+# Production's secrets: a job reading one takes it from a GitHub environment.
+DEPLOY_SECRETS = {"DEPLOY_SSH_KEY", "DEPLOY_REGISTRY_PASSWORD", "KUBE_CONFIG"}
+
+
+def _secrets_in(value) -> set[str]:
+    return set(SECRET.findall(yaml.safe_dump(value))) if value else set()
+
+
+def test_secrets_reach_only_the_steps_that_use_them(renderings):
+    """No secret in a workflow's or a job's env, in an action's inputs, or inherited by a called
+    workflow: each is in the env of the `uv run poe` step that uses it, or passed by name (what
+    a called workflow declares). Checkouts leave no token in .git/config, and jobs that read
+    production's secrets take them from a GitHub environment."""
+    failures = []
+    for rendering in renderings:
+        workflows = {name: yaml.safe_load(text) for name, text in rendering.files.items()}
+        for name, workflow in workflows.items():
+            where = f"{name} ({rendering.answers})"
+            if _secrets_in(workflow.get("env")):
+                failures.append(f"{where}: secrets in the workflow's env")
+            for job_id, job in workflow["jobs"].items():
+                if "uses" in job:  # a called workflow: secrets by name, those it declares
+                    called = workflows[job["uses"].removeprefix("./")]
+                    declared = called[True]["workflow_call"].get("secrets") or {}
+                    passed = job.get("secrets", {})
+                    if passed == "inherit" or set(passed) != set(declared):
+                        failures.append(f"{where}:{job_id} passes {passed}, not {set(declared)}")
+                    continue
+                if _secrets_in(job.get("env")):
+                    failures.append(f"{where}:{job_id}: secrets in the job's env")
+                read = set()
+                for step in job["steps"]:
+                    label = step.get("name") or step.get("uses")
+                    used = _secrets_in(step)
+                    read |= used
+                    if used and not step.get("run", "").startswith("uv run poe "):
+                        failures.append(f"{where}:{job_id}: {label} gets {sorted(used)}")
+                    checkout = step.get("uses", "").startswith("actions/checkout@")
+                    if checkout and step["with"].get("persist-credentials") is not False:
+                        failures.append(f"{where}:{job_id}: {label} persists its token")
+                if read & DEPLOY_SECRETS and "environment" not in job:
+                    failures.append(f"{where}:{job_id} reads {read & DEPLOY_SECRETS} unscoped")
+    assert not failures, "\n".join(failures)

@@ -6,13 +6,15 @@ from __future__ import annotations
 import base64
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.harness.git import commit, git
-from tests.harness.render import generated_from_release, render
+from tests.harness.render import REPO_ROOT, generated_from_release, render
 
 TOKEN = "glpat-secret-token-value"
 GITLAB = {
@@ -47,6 +49,25 @@ def test_gitlab_token_travels_in_a_header_not_the_url(forge, tmp_path):
     ).stdout.strip()
     scheme, value = header.removeprefix("Authorization: ").split()
     assert scheme == "Basic" and base64.b64decode(value).decode() == f"oauth2:{TOKEN}"
+
+
+def test_github_push_sends_its_token_as_a_header(forge, tmp_path):
+    """The checkout persists no credentials (template-update.yml); the push to origin brings
+    GH_TOKEN itself, in git's environment only."""
+    remote, env = forge.push_remote("github", {**os.environ, "GH_TOKEN": TOKEN})
+    assert remote == "origin"
+    assert env["GIT_CONFIG_KEY_0"] == "http.extraHeader"
+    scheme, value = env["GIT_CONFIG_VALUE_0"].removeprefix("Authorization: ").split()
+    assert scheme == "Basic" and base64.b64decode(value).decode() == f"x-access-token:{TOKEN}"
+
+
+def test_template_update_runs_the_copier_release_the_template_is_tested_with(forge):
+    """`uvx copier` at the exact version this repository locks, not any release in a range."""
+    scripts = Path(forge.__file__).parent
+    pinned = re.search(r'"copier==([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text())
+    assert pinned, "the template's pyproject.toml pins copier"
+    update = (scripts / "template_update.py").read_text()
+    assert f'"--from", "copier=={pinned.group(1)}"' in update
 
 
 def test_a_failing_push_prints_no_token(forge, tmp_path):

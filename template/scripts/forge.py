@@ -46,22 +46,29 @@ def token(kind: str, env: dict[str, str]) -> str | None:
 
 
 def push_remote(kind: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """Where a branch goes, and the environment git needs to reach it. GitLab's job token
-    cannot push, so GitLab pushes with GITLAB_TOKEN: as an HTTP header passed through git's
-    environment (GIT_CONFIG_*), never in the URL, so no log or error message can show it."""
+    """Where a branch goes, and the environment git needs to reach it. The token travels as an
+    HTTP header passed through git's environment (GIT_CONFIG_*), never in the URL or a file,
+    so no log, error message or later step can find it: GitHub pushes to the checkout's
+    origin (checked out without persisting credentials) with GH_TOKEN; GitLab's job token
+    cannot push, so GitLab pushes to the project's URL with GITLAB_TOKEN."""
+    if kind == "github" and token(kind, env):
+        return "origin", {**env, **_auth_header("x-access-token", env["GH_TOKEN"])}
     if kind != "gitlab":
         return "origin", dict(env)
     url = (
         f"{env.get('CI_SERVER_PROTOCOL', 'https')}://{env['CI_SERVER_HOST']}/"
         f"{env['CI_PROJECT_PATH']}.git"
     )
-    basic = base64.b64encode(f"oauth2:{env['GITLAB_TOKEN']}".encode()).decode()
-    header = {
+    return url, {**env, **_auth_header("oauth2", env["GITLAB_TOKEN"])}
+
+
+def _auth_header(user: str, secret: str) -> dict[str, str]:
+    basic = base64.b64encode(f"{user}:{secret}".encode()).decode()
+    return {
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": "http.extraHeader",
         "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
     }
-    return url, {**env, **header}
 
 
 def branch_exists(remote: str, branch: str, env: dict[str, str]) -> bool:

@@ -19,7 +19,9 @@ import sys
 
 from forge import TOKENS, branch_exists, open_request, provider, push_remote, run, token
 
-COPIER = ["uvx", "--from", "copier>=9.4,<10", "copier"]
+# The exact Copier release the template is tested with (copier.yml, _min_copier_version is
+# the oldest it accepts): a template update never picks up an untested release.
+COPIER = ["uvx", "--from", "copier==9.19.1", "copier"]
 # CI checkouts have no git identity; the update commit is signed off as this bot.
 BOT = ["git", "-c", "user.name=template-update", "-c", "user.email=template-update@localhost"]
 
@@ -52,7 +54,9 @@ def main(env: dict[str, str] = os.environ) -> int:
         print(f"template update: {branch} already exists; review its pull/merge request")
         return 0
     run("git", "switch", "--create", branch)
-    run(*COPIER, "update", "--trust", "--defaults")
+    # `--trust` runs the template's tasks and migrations: without the forge tokens.
+    without_tokens = {k: v for k, v in env.items() if k not in TOKENS.values()}
+    run(*COPIER, "update", "--trust", "--defaults", env=without_tokens)
     run("git", "add", "--all")
     run(*BOT, "commit", "--no-verify", "-m", f"Update to template {version}")
     run("git", "push", remote, branch, env=git_env)

@@ -20,7 +20,7 @@ POE = re.compile(r"^uv run( --[\w-]+)* poe [\w-]+")
 WIRING = (
     re.compile(r"^uv sync\b"),  # install the locked environment the poe tasks run in
     re.compile(r"^command -v \w+$"),  # ...checking for a tool (uv, docker) the agent may lack
-    re.compile(r"^python3 -m pip install --user uv$"),  # ...and installing it when missing
+    re.compile(r"^python3 -m pip install --user uv==[\d.]+$"),  # ...installing it, pinned
     re.compile(r"^apt-get (update|install)\b"),
     # Publishing to GitHub's release page: delivery wiring (GitLab uses its `release:` keyword).
     re.compile(r"^gh release create\b"),
