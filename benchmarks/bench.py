@@ -36,7 +36,7 @@ import copier
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the tests' harness holds the template-copy helpers
 from tests.harness.ci_variants import PYTORCH_PYTHON  # noqa: E402
-from tests.harness.render import copy_template, offline_uv_env  # noqa: E402
+from tests.harness.render import copy_template, offline_uv_env, render  # noqa: E402
 
 # framework -> (answers, the floor's import)
 VARIANTS = {
@@ -115,15 +115,7 @@ def one_run(src: Path, work: Path, framework: str, env: dict[str, str]) -> dict[
 
     start, cpu_start = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
     try:
-        copier.run_copy(
-            str(src),
-            str(dst),
-            data=answers,
-            defaults=True,
-            unsafe=True,
-            skip_tasks=True,
-            quiet=True,
-        )
+        render(src, dst, answers)
     except Exception:
         fail("copier render", tail(traceback.format_exc()))
     times["render"] = (time.perf_counter() - start, cpu_seconds(resource.RUSAGE_SELF) - cpu_start)
