@@ -1,5 +1,6 @@
-"""Time a generated project against its import floor: copy to green, warm `poe ci`, no-op
-`poe pipeline`, and each task of `poe ci`.
+"""Time a generated project as multiples of its import floor F (copy to green, warm poe ci).
+
+Figures: copy to green, a warm `poe ci`, a no-op `poe pipeline`, and each task of `poe ci`.
 
     uv run python benchmarks/bench.py [--runs N] [--framework pytorch] [--no-warmup]
     uv run python benchmarks/bench.py --serve-load [--requests N --concurrency C ...]
