@@ -58,7 +58,8 @@ SCENARIO_VARIANT = pick(
 
 
 def _poe_tasks_ran(log: str) -> None:
-    for task in ("pre-commit run --all-files", "pytest", "dvc repro", "validate data/", "gate"):
+    # pipeline: pull and `dvc repro` in one process (python -m PACKAGE pipeline)
+    for task in ("pre-commit run --all-files", "pytest", "pipeline", "validate data/", "gate"):
         pattern = rf"Poe => (python -m \w+ )?{re.escape(task)}"
         assert re.search(pattern, log), f"{task!r} did not run"
     assert "quality gate: passed" in log

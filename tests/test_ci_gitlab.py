@@ -103,7 +103,7 @@ def test_feature_branch_validate(
     for task in (
         "pre-commit run",
         "pytest",
-        "dvc repro",
+        "pipeline",  # pull and `dvc repro` in one process
         "validate data/raw/dataset.csv",
         "gate",
     ):

@@ -2,7 +2,8 @@
 
 It fails when a metric is below its threshold in params.yaml, or when it regresses against the
 base branch by more than the tolerance (`dvc metrics diff`), and writes a Markdown report of the
-metrics and params differences for the job summary or the pull request.
+metrics and params differences for the job summary or the pull request. Both diffs go through
+DVC's Python API in this process, not a `dvc` process each.
 """
 
 import json
@@ -14,11 +15,19 @@ from typing import Any
 from .thresholds import threshold_failures
 
 
-def _dvc_json(*args: str) -> dict[str, Any]:
-    result = subprocess.run(["dvc", *args, "--json"], capture_output=True, text=True)
-    if result.returncode != 0 or not result.stdout.strip():
-        return {}
-    return json.loads(result.stdout)
+def dvc_diffs(base: str, metrics_file: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`dvc metrics diff BASE --all --targets metrics_file` and `dvc params diff BASE`, as
+    their --json output (paths relative to the repository root); empty when DVC cannot tell."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo() as repo:
+            metrics = repo.metrics.diff(a_rev=base, targets=[metrics_file], all=True)
+            params = repo.params.diff(a_rev=base)
+    except DvcException:
+        return {}, {}
+    return metrics.get("diff", {}), params.get("diff", {})
 
 
 def fetch_base(base: str) -> None:
@@ -47,10 +56,9 @@ def base_exists(base: str) -> bool:
     return check.returncode == 0
 
 
-def base_metrics(base: str, metrics_file: str) -> dict[str, float]:
-    """The metrics recorded in metrics_file on the base revision, via `dvc metrics diff`."""
-    diff = _dvc_json("metrics", "diff", base, "--all", "--targets", metrics_file)
-    return {name: entry.get("old") for name, entry in diff.get(metrics_file, {}).items()}
+def base_metrics(metrics_diff: dict[str, Any], metrics_file: str) -> dict[str, float]:
+    """The metrics recorded in metrics_file on the base revision, from `dvc metrics diff`."""
+    return {name: entry.get("old") for name, entry in metrics_diff.get(metrics_file, {}).items()}
 
 
 def check(
@@ -129,10 +137,12 @@ def gate(
     if base:
         fetch_base(base)
     usable_base = base if base and base_exists(base) else None
-    old = base_metrics(usable_base, str(metrics_file)) if usable_base else None
+    old, params_diff = None, {}
+    if usable_base:
+        metrics_diff, params_diff = dvc_diffs(usable_base, str(metrics_file))
+        old = base_metrics(metrics_diff, str(metrics_file))
     rows, failures = check(metrics, settings["thresholds"], old, settings["max_regression"])
     if report is not None:
-        params_diff = _dvc_json("params", "diff", usable_base) if usable_base else {}
         Path(report).parent.mkdir(parents=True, exist_ok=True)
         Path(report).write_text(render_report(rows, failures, usable_base, params_diff))
     if base and not usable_base:

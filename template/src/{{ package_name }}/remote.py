@@ -1,7 +1,9 @@
 """DVC remote access that degrades gracefully: CI and new clones pull when they can.
 
 When the default remote cannot be reached (a CI runner and a local-directory remote, or no
-credentials), say so in one line and let `dvc repro` recompute instead of failing.
+credentials), say so in one line and let `dvc repro` recompute instead of failing. Pull and
+repro run through DVC's Python API in this one process: each `dvc` process would start and
+import DVC again.
 """
 
 import subprocess
@@ -47,6 +49,25 @@ def _dvc_error(stderr: str) -> str:
     return "; ".join(dict.fromkeys(errors)) if errors else _last_line(stderr)
 
 
+def _pull_summary() -> str:
+    """`dvc pull --allow-missing` through the API; DVC's own summary line."""
+    from dvc.repo import Repo
+    from dvc.utils.humanize import get_summary
+
+    with Repo() as repo:
+        result = repo.pull(allow_missing=True)
+    return get_summary(result.get("stats", {}).items()) or "Everything is up to date."
+
+
+def _causes(exc: BaseException) -> str:
+    """An exception and its causes in one line, as DVC's own error line joins them."""
+    messages = []
+    while exc is not None:
+        messages.append(str(exc))
+        exc = exc.__cause__
+    return " - ".join(message for message in messages if message) or "no details"
+
+
 def sync(direction: str) -> int:
     """`dvc pull` or `dvc push` when the remote is reachable. Returns an exit code."""
     remote = default_remote()
@@ -55,22 +76,38 @@ def sync(direction: str) -> int:
         return 0
     name, url = remote
     local = _local_path(url)
-    if local is not None and direction == "pull" and not local.is_dir():
-        print(
-            f"dvc pull: remote '{name}' ({url}) is not reachable from this machine; "
-            "dvc repro will recompute the pipeline"
-        )
-        return 0
-    args = ["pull", "--allow-missing"] if direction == "pull" else ["push"]
-    result = _dvc(*args)
-    if result.returncode == 0:
-        print(f"dvc {direction}: {_last_line(result.stdout)} (remote '{name}')")
-        return 0
     if direction == "pull":
-        print(
-            f"dvc pull: remote '{name}' ({url}) could not be read "
-            f"({_dvc_error(result.stderr)}); dvc repro will recompute the pipeline"
-        )
+        if local is not None and not local.is_dir():
+            print(
+                f"dvc pull: remote '{name}' ({url}) is not reachable from this machine; "
+                "dvc repro will recompute the pipeline"
+            )
+            return 0
+        from dvc.exceptions import DvcException
+
+        try:
+            print(f"dvc pull: {_pull_summary()} (remote '{name}')")
+        except DvcException as exc:
+            print(
+                f"dvc pull: remote '{name}' ({url}) could not be read ({_causes(exc)}); "
+                "dvc repro will recompute the pipeline"
+            )
+        return 0
+    # A push failure must read exactly as DVC's own: its CLI, in a process of its own.
+    result = _dvc("push")
+    if result.returncode == 0:
+        print(f"dvc push: {_last_line(result.stdout)} (remote '{name}')")
         return 0
     print(f"dvc push to remote '{name}' ({url}) failed: {_dvc_error(result.stderr)}")
     return 1
+
+
+def pipeline() -> int:
+    """Pull, then `dvc repro`, in this one process (DVC's own CLI, its own output)."""
+    import sys
+
+    from dvc.cli import main as dvc
+
+    sync("pull")
+    sys.stdout.flush()  # before the stages' own processes write
+    return dvc(["repro"])
