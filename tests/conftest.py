@@ -2,9 +2,10 @@
 
 - `template_src`: a plain (non-git) copy of the template, so renders read the working tree
   directly instead of Copier cloning the repository for each of hundreds of renders.
-- `--exhaustive` renders the full product of every question; `--all-pairs` runs the generated
-  pipelines for the whole pairwise covering set; `--shard i/n` runs one slice of the suite, so
-  CI can spread it over a runner matrix.
+- The render matrix is a 3-wise covering set of the structural questions; `--full-matrix`
+  renders their full product, `--exhaustive` the full product of every question; `--all-pairs`
+  runs the generated pipelines for the whole pairwise covering set; `--shard i/n` runs one
+  slice of the suite, so CI can spread it over a runner matrix.
 - Services (Docker daemon, base image, registry, SSH host) are session fixtures that skip,
   naming what is missing, when a tool is not installed.
 """
@@ -34,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="render every combination of every question, value-only ones included",
     )
     group.addoption(
+        "--full-matrix",
+        action="store_true",
+        help="render the full product of the structural questions, not only a 3-wise covering "
+        "set of them (the template's own sharded CI)",
+    )
+    group.addoption(
         "--all-pairs",
         action="store_true",
         help="run the generated CI pipelines for the whole pairwise covering set, not only "
@@ -55,7 +62,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "variant" in metafunc.fixturenames:
-        chosen = variants(exhaustive=metafunc.config.getoption("exhaustive"))
+        option = metafunc.config.getoption
+        chosen = variants(exhaustive=option("exhaustive"), full=option("full_matrix"))
         metafunc.parametrize("variant", chosen, ids=[v.id for v in chosen])
 
 

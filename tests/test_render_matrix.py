@@ -9,6 +9,7 @@ round-trips, and exactly the files the answers call for are present.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import subprocess
@@ -23,7 +24,7 @@ from tests.harness.checks import (
     project_files,
 )
 from tests.harness.commands import check_jsonschema
-from tests.harness.matrix import effective_answer
+from tests.harness.matrix import STRUCTURAL, effective_answer, variants
 from tests.harness.render import render
 
 UNRENDERED = re.compile(r"(?<!\$)\{\{|\{%|\{#")
@@ -118,3 +119,19 @@ def test_renovate_config_matches_renovates_schema(template_src, tmp_path):
         for rule in json.loads((dst / "renovate.json").read_text())["packageRules"]
     }
     assert "copier" in managers
+
+
+def _answer_triples(chosen: list) -> set:
+    triples = set()
+    for variant in chosen:
+        answers = [(name, value) for name, value in variant.answers if name in STRUCTURAL]
+        triples.update(itertools.combinations(answers, 3))
+    return triples
+
+
+def test_default_matrix_covers_every_three_answers_of_the_full_product():
+    """The default render set is a 3-wise covering set: any three answers that render together
+    in the full product (`--full-matrix`) render together in at least one default variant."""
+    default, full = variants(), variants(full=True)
+    assert len(default) < len(full)
+    assert _answer_triples(full) <= _answer_triples(default)

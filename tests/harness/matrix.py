@@ -1,9 +1,12 @@
 """The render matrix, derived from copier.yml so it cannot drift from the questions.
 
 Structural questions (those with choices, or booleans, that change which files are generated)
-are combined in full; a multiselect contributes every non-empty subset of its choices.
-Value-only questions only substitute text, so their values are cycled across the renders to
-make every value appear without multiplying the matrix; `--exhaustive` combines them too.
+are combined so that every three values of any three of them meet in at least one render (a
+3-wise covering set, about a sixth of the full product); `--full-matrix` combines them in full
+(the template's own sharded CI does). A multiselect contributes every non-empty subset of its
+choices. Value-only questions only substitute text, so their values are cycled across the
+renders to make every value appear without multiplying the matrix; `--exhaustive` combines them
+too.
 A question whose `when` is false for a combination is not asked, so it is left out of that
 variant (Copier uses its default) and the combinations that differ only in it collapse.
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from covertable import make as covering_array
 
 COPIER_YML = Path(__file__).resolve().parents[2] / "copier.yml"
 QUESTIONS: dict[str, dict[str, Any]] = {
@@ -107,16 +111,45 @@ def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def variants(exhaustive: bool = False) -> list[Variant]:
-    names = list(STRUCTURAL) + (list(VALUE_ONLY) if exhaustive else [])
+def _asked_answers(names: list[str], combos) -> list[dict[str, Any]]:
+    """The distinct answer sets Copier would record: unasked questions dropped (their `when`)."""
     result, seen = [], set()
-    for combo in itertools.product(*(answer_space(name) for name in names)):
+    for combo in combos:
         answers = dict(zip(names, combo, strict=True))
         answers = {k: v for k, v in answers.items() if asked(k, answers)}
         key = tuple((k, _freeze(v)) for k, v in answers.items())
-        if key in seen:
-            continue
-        seen.add(key)
+        if key not in seen:
+            seen.add(key)
+            result.append(answers)
+    return result
+
+
+def _triples(answers: dict[str, Any]) -> set:
+    return set(itertools.combinations(((k, _freeze(v)) for k, v in answers.items()), 3))
+
+
+def _covering(names: list[str]) -> list[dict[str, Any]]:
+    """Every three answers that render together in the full product, together at least once:
+    covertable's greedy 3-wise covering array (deterministic), then, because a question that is
+    not asked drops out of a render, a variant of the full product for each triple still missing."""
+    spaces = [answer_space(name) for name in names]
+    chosen = _asked_answers(names, (tuple(row) for row in covering_array(spaces, strength=3)))
+    covered = set().union(*map(_triples, chosen))
+    for answers in _asked_answers(names, itertools.product(*spaces)):
+        if not _triples(answers) <= covered:
+            chosen.append(answers)
+            covered |= _triples(answers)
+    return chosen
+
+
+def variants(exhaustive: bool = False, full: bool = False) -> list[Variant]:
+    names = list(STRUCTURAL) + (list(VALUE_ONLY) if exhaustive else [])
+    if exhaustive or full:
+        chosen = _asked_answers(names, itertools.product(*(answer_space(n) for n in names)))
+    else:
+        chosen = _covering(names)
+    result = []
+    for answers in chosen:
         if not exhaustive:
             # Cycle each value-only question at its own pace, so their values also pair up.
             stride = 1
