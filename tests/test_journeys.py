@@ -380,7 +380,7 @@ def test_changing_answers_through_update(released_project, user_env):
     change_answers(project, env, ["python_version=3.12"], set(), set())
     assert (project / ".python-version").read_text().strip() == "3.12"
     assert "ARG BASE_IMAGE=python:3.12-slim" in (project / "Dockerfile").read_text()
-    assert "uv:python3.12-bookworm" in (project / ".gitlab-ci.yml").read_text()
+    assert "python3.12-bookworm" in (project / ".gitlab-ci.yml").read_text()
     assert 'requires-python = ">=3.12"' in (project / "uv.lock").read_text()
     s3 = ["dvc_remote=s3", "dvc_remote_url=s3://my-bucket/my-model"]
     change_answers(project, env, s3, set(), set())

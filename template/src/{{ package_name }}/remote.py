@@ -6,6 +6,7 @@ repro run through DVC's Python API in this one process: each `dvc` process would
 import DVC again.
 """
 
+import logging
 import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
@@ -59,13 +60,26 @@ def _pull_summary() -> str:
     return get_summary(result.get("stats", {}).items()) or "Everything is up to date."
 
 
-def _causes(exc: BaseException) -> str:
+def _causes(exc: BaseException | None) -> str:
     """An exception and its causes in one line, as DVC's own error line joins them."""
     messages = []
     while exc is not None:
         messages.append(str(exc))
         exc = exc.__cause__
-    return " - ".join(message for message in messages if message) or "no details"
+    return " - ".join(message for message in messages if message)
+
+
+class _ErrorLines(logging.Handler):
+    """DVC's ERROR log lines while it runs in this process: the cause of a failed transfer
+    (e.g. "Unable to locate credentials") is logged there, the exception is only a summary."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        cause = _causes(record.exc_info[1]) if record.exc_info else ""
+        self.lines.append(" - ".join(part for part in (record.getMessage(), cause) if part))
 
 
 def sync(direction: str) -> int:
@@ -85,13 +99,18 @@ def sync(direction: str) -> int:
             return 0
         from dvc.exceptions import DvcException
 
+        errors = _ErrorLines()
+        logging.getLogger("dvc").addHandler(errors)
         try:
             print(f"dvc pull: {_pull_summary()} (remote '{name}')")
         except DvcException as exc:
+            causes = "; ".join(dict.fromkeys([*errors.lines, _causes(exc) or "no details"]))
             print(
-                f"dvc pull: remote '{name}' ({url}) could not be read ({_causes(exc)}); "
+                f"dvc pull: remote '{name}' ({url}) could not be read ({causes}); "
                 "dvc repro will recompute the pipeline"
             )
+        finally:
+            logging.getLogger("dvc").removeHandler(errors)
         return 0
     # A push failure must read exactly as DVC's own: its CLI, in a process of its own.
     result = _dvc("push")
