@@ -114,10 +114,8 @@ def test_renovate_config_matches_renovates_schema(template_src, tmp_path):
     dst = render(template_src, tmp_path / "project", {"renovate": True})
     result = check_jsonschema("vendor.renovate", [dst / "renovate.json"])
     assert result.returncode == 0, result.stdout + result.stderr
-    managers = {
-        rule["matchManagers"][0]
-        for rule in json.loads((dst / "renovate.json").read_text())["packageRules"]
-    }
+    rules = json.loads((dst / "renovate.json").read_text())["packageRules"]
+    managers = {manager for rule in rules for manager in rule.get("matchManagers", [])}
     assert "copier" in managers
 
 

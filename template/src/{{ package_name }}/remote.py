@@ -70,8 +70,9 @@ def _causes(exc: BaseException | None) -> str:
 
 
 class _ErrorLines(logging.Handler):
-    """DVC's ERROR log lines while it runs in this process: the cause of a failed transfer
-    (e.g. "Unable to locate credentials") is logged there, the exception is only a summary."""
+    """ERROR log lines while DVC runs in this process: the cause of a failed transfer (e.g.
+    "Unable to locate credentials") is logged there (by dvc_data, not under `dvc`), the exception
+    is only a summary."""
 
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -100,7 +101,7 @@ def sync(direction: str) -> int:
         from dvc.exceptions import DvcException
 
         errors = _ErrorLines()
-        logging.getLogger("dvc").addHandler(errors)
+        logging.getLogger().addHandler(errors)
         try:
             print(f"dvc pull: {_pull_summary()} (remote '{name}')")
         except DvcException as exc:
@@ -110,7 +111,7 @@ def sync(direction: str) -> int:
                 "dvc repro will recompute the pipeline"
             )
         finally:
-            logging.getLogger("dvc").removeHandler(errors)
+            logging.getLogger().removeHandler(errors)
         return 0
     # A push failure must read exactly as DVC's own: its CLI, in a process of its own.
     result = _dvc("push")
