@@ -298,7 +298,7 @@ def test_renaming_is_refused_by_update_and_done_as_the_docs_say(released_project
     user_shell(slug_rename, project.parent, env)
 
     assert not (project / "src" / "my_model").exists()
-    team_owned = ("schema.py", "data.py", "features.py", "model.py", "train.py", "predict.py")
+    team_owned = ("schema.yaml", "data.py", "features.py", "model.py", "train.py", "predict.py")
     assert all((project / "src" / "churn_model" / name).is_file() for name in team_owned)
     leftover = subprocess.run(["git", "grep", "-lw", "my_model"], cwd=project, capture_output=True)
     assert leftover.returncode == 1, f"still naming the old package: {leftover.stdout}"

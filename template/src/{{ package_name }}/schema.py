@@ -1,38 +1,25 @@
-"""The data contract: which columns, types and labels the pipeline accepts.
+"""The data contract, read from schema.yaml next to this file: columns, types, allowed values.
 
-Replace FEATURES, TARGET and LABELS when you bring your own data; everything else (validation,
-the API's request schema, drift monitoring) follows from them.
+schema.yaml is the team's file (`adopt-data` writes it from a data set; docs/own-data.md has its
+format). This module turns it into the checks every stage shares: validation here, and the
+features, the model, the API's request schema and drift monitoring through CONTRACT.
 """
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+import yaml
 
-FEATURES = [
-    "alcohol",
-    "malic_acid",
-    "ash",
-    "alcalinity_of_ash",
-    "magnesium",
-    "total_phenols",
-    "flavanoids",
-    "nonflavanoid_phenols",
-    "proanthocyanins",
-    "color_intensity",
-    "hue",
-    "od280_od315_of_diluted_wines",
-    "proline",
-]
-TARGET = "label"
-LABELS = [0, 1, 2]
-# The values a feature may take, inclusive: data outside them stops in `validate` and the API
-# answers 422. The default refuses inf and values so large that scaling them overflows the
-# float32 the models compute in (3.4e38); narrow a feature's range to refuse implausible ones.
+SCHEMA_FILE = Path(__file__).with_name("schema.yaml")
+FEATURE_TYPES = ("float", "integer", "boolean", "category")
+PROBLEM_KINDS = ("classification", "regression")
+# Numbers beyond this are refused unless a feature sets its own range: inf never passes, and
+# values this large would overflow the float32 the models compute in (3.4e38) once scaled.
 FEATURE_LIMIT = 1e12
-FEATURE_RANGES: dict[str, tuple[float, float]] = {
-    name: (-FEATURE_LIMIT, FEATURE_LIMIT) for name in FEATURES
-}
 
 _MAX_ROWS_SHOWN = 10
 
@@ -41,13 +28,147 @@ class DataValidationError(ValueError):
     """Raised when data breaks the contract; the message names every column and row at fault."""
 
 
-def build_schema(require_target: bool = True) -> pa.DataFrameSchema:
+class ContractError(ValueError):
+    """Raised when schema.yaml itself is malformed; the message names the entry at fault."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    type: str  # one of FEATURE_TYPES
+    nullable: bool = False
+    min: float = -FEATURE_LIMIT  # numbers only
+    max: float = FEATURE_LIMIT
+    categories: tuple[Any, ...] = ()  # category only
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("float", "integer")
+
+
+@dataclass(frozen=True)
+class Contract:
+    features: tuple[Feature, ...]
+    target: str
+    kind: str  # one of PROBLEM_KINDS
+    labels: tuple[Any, ...] = ()  # classification only, in the order of the model's classes
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [f.name for f in self.features if f.numeric]
+
+    @property
+    def categorical(self) -> list[str]:
+        """Category and boolean features: both are encoded as categories."""
+        return [f.name for f in self.features if not f.numeric]
+
+    @property
+    def classification(self) -> bool:
+        return self.kind == "classification"
+
+    def feature(self, name: str) -> Feature:
+        return next(f for f in self.features if f.name == name)
+
+
+def _feature(name: str, entry: Any) -> Feature:
+    where = f"schema.yaml features.{name}"
+    if not isinstance(entry, dict) or entry.get("type") not in FEATURE_TYPES:
+        raise ContractError(f"{where}: needs a type, one of {', '.join(FEATURE_TYPES)}")
+    if unknown := set(entry) - {"type", "nullable", "min", "max", "categories"}:
+        raise ContractError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    kind = entry["type"]
+    categories = tuple(entry.get("categories") or ())
+    if kind == "category" and not categories:
+        raise ContractError(f"{where}: a category feature needs its list of categories")
+    low = float(entry.get("min", -FEATURE_LIMIT))
+    high = float(entry.get("max", FEATURE_LIMIT))
+    if not low <= high:
+        raise ContractError(f"{where}: min {low:g} is above max {high:g}")
+    return Feature(name, kind, bool(entry.get("nullable", False)), low, high, categories)
+
+
+def parse_contract(data: Any) -> Contract:
+    """The Contract a schema.yaml document describes; ContractError names what is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("features"), dict):
+        raise ContractError("schema.yaml: needs a 'features' mapping and a 'target'")
+    target = data.get("target")
+    if not isinstance(target, dict) or not target.get("name"):
+        raise ContractError("schema.yaml target: needs a name")
+    kind = target.get("kind")
+    if kind not in PROBLEM_KINDS:
+        raise ContractError(f"schema.yaml target.kind: {kind!r}, not one of {PROBLEM_KINDS}")
+    labels = tuple(target.get("labels") or ())
+    if kind == "classification" and len(labels) < 2:
+        raise ContractError("schema.yaml target.labels: classification needs two labels or more")
+    features = tuple(_feature(str(n), e) for n, e in data["features"].items())
+    if not features:
+        raise ContractError("schema.yaml features: no features")
+    if target["name"] in data["features"]:
+        raise ContractError(f"schema.yaml: the target '{target['name']}' is also a feature")
+    return Contract(features, str(target["name"]), kind, labels)
+
+
+def load_contract(path: Path = SCHEMA_FILE) -> Contract:
+    return parse_contract(yaml.safe_load(Path(path).read_text()))
+
+
+CONTRACT = load_contract()
+# The names the rest of the package (and team code written against earlier releases) import.
+FEATURES = CONTRACT.names
+TARGET = CONTRACT.target
+LABELS = list(CONTRACT.labels)
+FEATURE_RANGES: dict[str, tuple[float, float]] = {
+    f.name: (f.min, f.max) for f in CONTRACT.features if f.numeric
+}
+
+
+def _numbers(series: pd.Series) -> pd.Series:
+    """The series as numbers (NaN where a value is not one); booleans are not numbers."""
+    if pd.api.types.is_bool_dtype(series):
+        return pd.Series(float("nan"), index=series.index)
+    return pd.to_numeric(series, errors="coerce")
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or type(value).__name__ == "bool_"
+
+
+def _column_checks(feature: Feature) -> list[pa.Check]:
+    if feature.numeric:
+        checks = [
+            pa.Check(lambda s: s.isna() | _numbers(s).notna(), name="numeric"),
+            pa.Check(
+                lambda s, lo=feature.min, hi=feature.max: _numbers(s).isna()
+                | _numbers(s).between(lo, hi),
+                name="in_range",
+            ),
+        ]
+        if feature.type == "integer":
+            checks.append(
+                pa.Check(lambda s: _numbers(s).isna() | (_numbers(s) % 1 == 0), name="integer")
+            )
+        return checks
+    if feature.type == "boolean":
+        return [pa.Check(lambda s: s.isna() | s.map(_is_bool), name="boolean")]
+    return [pa.Check(lambda s, c=feature.categories: s.isna() | s.isin(c), name="category")]
+
+
+def build_schema(
+    require_target: bool = True, contract: Contract = CONTRACT
+) -> pa.DataFrameSchema:
     columns = {
-        name: pa.Column(float, pa.Check.in_range(low, high), nullable=False)
-        for name, (low, high) in FEATURE_RANGES.items()
+        f.name: pa.Column(checks=_column_checks(f), nullable=f.nullable) for f in contract.features
     }
     if require_target:
-        columns[TARGET] = pa.Column(int, pa.Check.isin(LABELS), nullable=False)
+        if contract.classification:
+            checks = [pa.Check(lambda s: s.isin(contract.labels), name="label")]
+        else:
+            checks = _column_checks(Feature(contract.target, "float"))
+        columns[contract.target] = pa.Column(checks=checks, nullable=False)
     return pa.DataFrameSchema(columns, strict=False, coerce=False)
 
 
@@ -56,25 +177,36 @@ def validate(
     source: str = "data",
     require_target: bool = True,
     refuse_duplicates: bool = False,
+    min_rows_per_class: int = 1,
+    contract: Contract = CONTRACT,
 ) -> pd.DataFrame:
     """Return df unchanged when it meets the contract, else raise DataValidationError.
 
-    With a target, every label of LABELS needs examples: a model that never saw a class cannot
-    predict it, and a single-class data set would pass the quality gate predicting one answer.
+    With a classification target, every label needs min_rows_per_class examples: a model that
+    never saw a class cannot predict it, and a single-class data set would pass the quality
+    gate predicting one answer.
     """
     if df.empty:
         raise DataValidationError(f"{source} failed validation:\n  - the data has no rows")
     try:
-        build_schema(require_target).validate(df, lazy=True)
+        build_schema(require_target, contract).validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
-        raise DataValidationError(_describe(exc.failure_cases, source)) from None
+        raise DataValidationError(_describe(exc.failure_cases, source, contract)) from None
     problems = []
-    present = set(df[TARGET]) if require_target else set(LABELS)
-    if absent := [label for label in LABELS if label not in present]:
-        problems.append(
-            f"column '{TARGET}': no rows of labels {', '.join(map(str, absent))}; "
-            f"every label of {LABELS} needs examples"
-        )
+    if require_target and contract.classification:
+        counts = df[contract.target].value_counts()
+        absent = [label for label in contract.labels if counts.get(label, 0) == 0]
+        few = [lab for lab in contract.labels if 0 < counts.get(lab, 0) < min_rows_per_class]
+        if absent:
+            problems.append(
+                f"column '{contract.target}': no rows of labels {', '.join(map(str, absent))}; "
+                f"every label of {list(contract.labels)} needs examples"
+            )
+        if few:
+            problems.append(
+                f"column '{contract.target}': labels {', '.join(map(str, few))} have fewer than "
+                f"{min_rows_per_class} rows (params.yaml validate.min_rows_per_class)"
+            )
     if refuse_duplicates and (repeated := df.index[df.duplicated()]).size:
         problems.append(
             f"all columns: rows {_rows(repeated)} repeat an earlier row "
@@ -92,7 +224,11 @@ def _rows(index: Iterable) -> str:
     return f"{shown}{more}" if rows else ""
 
 
-def _describe(failures: pd.DataFrame, source: str) -> str:
+def _values(group: pd.DataFrame) -> str:
+    return ", ".join(sorted({str(v) for v in group["failure_case"]})[:3])
+
+
+def _describe(failures: pd.DataFrame, source: str, contract: Contract) -> str:
     problems = []
     for (column, check), group in failures.groupby(["column", "check"], dropna=False, sort=False):
         check = str(check)
@@ -104,21 +240,32 @@ def _describe(failures: pd.DataFrame, source: str) -> str:
         where = f" in rows {rows}" if rows else ""
         if check == "not_nullable":
             problems.append(f"column '{column}': missing values (NaN){where}")
-        elif check.startswith("isin"):
-            values = sorted({str(v) for v in group["failure_case"]})
+        elif check == "label":
             problems.append(
-                f"column '{column}': unknown labels {', '.join(values)}{where}; "
-                f"expected one of {LABELS}"
+                f"column '{column}': unknown labels {_values(group)}{where}; "
+                f"expected one of {list(contract.labels)}"
             )
-        elif check.startswith("in_range"):
-            low, high = FEATURE_RANGES[column]
+        elif check == "category":
+            allowed = list(contract.feature(column).categories)
+            problems.append(
+                f"column '{column}': unknown categories {_values(group)}{where}; "
+                f"expected one of {allowed}"
+            )
+        elif check == "in_range":
+            low, high = (
+                (contract.feature(column).min, contract.feature(column).max)
+                if column != contract.target
+                else (-FEATURE_LIMIT, FEATURE_LIMIT)
+            )
             problems.append(
                 f"column '{column}': values outside [{low:g}, {high:g}] (inf or out of range)"
                 f"{where}"
             )
-        elif check.startswith("dtype"):
-            found = ", ".join(sorted({str(v) for v in group["failure_case"]})[:3])
-            problems.append(f"column '{column}': expected {check}, found {found}{where}")
+        elif check in ("numeric", "integer", "boolean"):
+            expected = {"numeric": "numbers", "integer": "integers", "boolean": "true/false"}
+            problems.append(
+                f"column '{column}': expected {expected[check]}, found {_values(group)}{where}"
+            )
         else:
             problems.append(f"column '{column}': failed {check}{where}")
     return _listing(problems, source)
