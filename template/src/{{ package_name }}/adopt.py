@@ -27,6 +27,8 @@ SMOKE_REQUEST = Path("deploy", "smoke-request.json")
 PLOTS_DIR = "reports/plots"  # where the evaluate stage writes its plot data
 SAMPLE_STAGE = "data"  # the dvc.yaml stage (and params.yaml section) of the bundled sample
 CANDIDATES_PER_CLASS = 20  # rows of each label tried for the smoke request
+# params.yaml validate.min_rows_per_class, added with this value to a params.yaml without it.
+MIN_ROWS_PER_CLASS = 5
 
 
 class AdoptError(ValueError):
@@ -76,7 +78,7 @@ def check(source: Path, target: str, categories: Sequence[str]) -> tuple[pd.Data
         df,
         str(source),
         refuse_duplicates=rules.get("duplicates", "refuse") == "refuse",
-        min_rows_per_class=int(rules.get("min_rows_per_class", 1)),
+        min_rows_per_class=int(rules.get("min_rows_per_class", MIN_ROWS_PER_CLASS)),
         contract=contract,
     )
     return df, contract
@@ -91,12 +93,27 @@ def copy_data(source: Path) -> None:
     shutil.copyfile(source, RAW_DATA)
 
 
-def _innermost(entries: list) -> dict:
-    """The last mapping nested at the end of entries, where ruamel keeps a trailing comment."""
-    inner = entries[-1]
+def _innermost(node):
+    """The last mapping nested at the end of node, where ruamel keeps a trailing comment (the
+    one that opens the next section of the file)."""
+    inner = node[-1] if isinstance(node, list) else node
     while isinstance(inner[list(inner)[-1]], dict):
         inner = inner[list(inner)[-1]]
     return inner
+
+
+def _replace_contents(node, entries) -> None:
+    """Give a ruamel list or mapping new entries in place, keeping its trailing comment."""
+    old = _innermost(node)
+    trailing = old.ca.items.get(list(old)[-1])
+    if isinstance(node, list):
+        node[:] = entries
+    else:
+        node.clear()
+        node.update(entries)
+    if trailing:
+        new = _innermost(node)
+        new.ca.items[list(new)[-1]] = trailing
 
 
 def rewrite_pipeline(kind: str) -> None:
@@ -109,16 +126,13 @@ def rewrite_pipeline(kind: str) -> None:
     pipeline = yaml.load(DVC_FILE)
     stages = pipeline["stages"]
     stages.pop(SAMPLE_STAGE, None)
-    plots = stages["evaluate"]["plots"]
-    old = _innermost(plots)
-    trailing = old.ca.items.get(list(old)[-1])  # the comment that opens the next section
-    plots[:] = [
-        CommentedMap({f"{PLOTS_DIR}/{name}": CommentedMap(properties)})
-        for name, properties in PLOTS[kind].items()
-    ]
-    if trailing:
-        new = _innermost(plots)
-        new.ca.items[list(new)[-1]] = trailing
+    plots = stages.get("evaluate", {}).get("plots")
+    if plots:  # a team that removed the plots keeps them removed
+        entries = [
+            CommentedMap({f"{PLOTS_DIR}/{name}": CommentedMap(properties)})
+            for name, properties in PLOTS[kind].items()
+        ]
+        _replace_contents(plots, entries)
     yaml.dump(pipeline, DVC_FILE)
 
 
@@ -126,13 +140,10 @@ def rewrite_params(thresholds: dict[str, float]) -> None:
     yaml = _yaml()
     params = yaml.load(PARAMS_FILE)
     params.pop(SAMPLE_STAGE, None)  # the sample's size: no sample any more
-    params.setdefault("validate", {}).setdefault("min_rows_per_class", 5)
+    params.setdefault("validate", {}).setdefault("min_rows_per_class", MIN_ROWS_PER_CLASS)
     evaluate = params.setdefault("evaluate", {})
-    kept = evaluate.get("thresholds")
-    if kept is not None:  # keep the comment above the thresholds, replace what they hold
-        for name in list(kept):
-            del kept[name]
-        kept.update(thresholds)
+    if evaluate.get("thresholds"):
+        _replace_contents(evaluate["thresholds"], thresholds)
     else:
         evaluate["thresholds"] = thresholds
     yaml.dump(params, PARAMS_FILE)
