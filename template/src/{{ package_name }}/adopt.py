@@ -165,7 +165,7 @@ def _predict(package: str, rows: pd.DataFrame) -> list:
         subprocess.run(
             [sys.executable, "-m", package, "predict", str(data), "--out", str(out)],
             check=True,
-            capture_output=True,
+            stdout=subprocess.DEVNULL,  # its errors still show
         )
         return [_plain(v) for v in pd.read_csv(out)["prediction"]]
 
@@ -230,13 +230,10 @@ def adopt(
     if SMOKE_REQUEST.is_file():
         request = smoke_request(df, contract, package)
         SMOKE_REQUEST.write_text(json.dumps(request, indent=2) + "\n")
-    changed = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=all"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return contract, sorted(line[3:] for line in changed)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True
+    )  # outside a git repository: nothing to list
+    return contract, sorted(line[3:] for line in status.stdout.splitlines())
 
 
 def summary(contract: Contract) -> str:
