@@ -5,7 +5,9 @@ without a version, stage "after"), before the team reviews and commits:
 - `uv lock` and `uv sync`: pyproject.toml may have changed (dependencies of a feature turned on
   or off, requires-python of a new python_version), and CI installs with `uv sync --locked`; a
   new python_version is looked for where the copy-time task looks (pyenv, uv, the system);
-- a changed dvc_remote / dvc_remote_url answer becomes the default DVC remote in .dvc/config.
+- a changed dvc_remote / dvc_remote_url answer becomes the default DVC remote in .dvc/config;
+- a repository from a release before the data contract gets the bundled schema.yaml (team-owned,
+  so the update itself does not write it), with a note on adapting it to the team's data.
 A failure does not undo the update: it says what to run by hand.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +25,10 @@ from post_copy import find_python, local_remote_dir
 
 ANSWERS = ".copier-answers.yml"
 REMOTE_ANSWERS = ("dvc_remote", "dvc_remote_url")
+# The template's own copy of the contract (a plain file, not rendered), beside this script.
+BUNDLED_CONTRACT = (
+    Path(__file__).resolve().parents[1] / "template" / "src" / "{{ package_name }}" / "schema.yaml"
+)
 
 
 def previous_answers() -> dict:
@@ -46,8 +53,27 @@ def steps(answers: dict, previous: dict) -> list[tuple[str, list[str]]]:
     return result
 
 
+def write_missing_contract(package: str, repo: Path = Path(".")) -> Path | None:
+    """Copy the template's schema.yaml (the bundled sample's contract) into a repository that
+    has none; the path written, or None when the repository already has its own."""
+    contract = repo / "src" / package / "schema.yaml"
+    if contract.exists():
+        return None
+    shutil.copyfile(BUNDLED_CONTRACT, contract)
+    return contract
+
+
 def main() -> int:
     answers = yaml.safe_load(Path(ANSWERS).read_text())
+    written = write_missing_contract(answers["package_name"])
+    if written:
+        print(
+            f"[post-update] wrote {written}: the data contract this release reads (the bundled "
+            "sample's columns). If your data is not the sample, make it yours before committing: "
+            "`uv run poe adopt-data data/raw/dataset.csv --target COLUMN`, or edit the file "
+            '(its format: "Your own data" in the README of a new copy of the template).',
+            flush=True,
+        )
     # uv does not look where pyenv keeps interpreters: hand it the one the copy would use.
     python = find_python(answers["python_version"])
     if python:

@@ -1,4 +1,5 @@
-"""hooks/post_copy.py: clear errors for missing tools, and a plan that only runs on copy."""
+"""hooks/post_copy.py: clear errors for missing tools, and a plan that only runs on copy;
+hooks/post_update.py: the data contract for a repository from an earlier release."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.harness.render import REPO_ROOT, render
 
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
 import post_copy  # noqa: E402
+import post_update  # noqa: E402
 
 ANSWERS = {
     "project_slug": "demo",
@@ -67,6 +69,19 @@ def test_plan_skips_push_for_remotes_that_need_credentials():
     names = [name for name, _ in steps]
     assert "push data and models" not in names
     assert "git init" not in names and "dvc init" not in names
+
+
+def test_update_writes_the_bundled_contract_only_into_a_repository_without_one(tmp_path):
+    # A repository from a release before schema.yaml: the team-owned file is not rendered by an
+    # update, so the post-update task writes the template's copy.
+    (tmp_path / "src" / "demo").mkdir(parents=True)
+    written = post_update.write_missing_contract("demo", tmp_path)
+    bundled = REPO_ROOT / "template" / "src" / "{{ package_name }}" / "schema.yaml"
+    assert written == tmp_path / "src" / "demo" / "schema.yaml"
+    assert written.read_bytes() == bundled.read_bytes()
+    written.write_text("features: {}  # the team's own\n")
+    assert post_update.write_missing_contract("demo", tmp_path) is None
+    assert written.read_text() == "features: {}  # the team's own\n"
 
 
 def test_copy_task_runs_only_on_copy():

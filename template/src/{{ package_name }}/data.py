@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from .reference import write_reference
-from .schema import FEATURES, TARGET, DataValidationError, validate
+from .schema import CONTRACT, FEATURES, TARGET, DataValidationError, validate
 
 
 def make_sample(out: Path, n_rows: int | None = None, seed: int = 42) -> pd.DataFrame:
@@ -28,12 +28,11 @@ def make_sample(out: Path, n_rows: int | None = None, seed: int = 42) -> pd.Data
     return df
 
 
-def load_dataset(
-    path: Path, require_target: bool = True, refuse_duplicates: bool = False
-) -> pd.DataFrame:
-    """Read a CSV file and validate it; raises DataValidationError naming columns and rows."""
+def read_data(path: Path) -> pd.DataFrame:
+    """Read a CSV file with pandas' defaults (the values schema.yaml names: "red", 3, True);
+    DataValidationError names the file when it is empty or not CSV text."""
     try:
-        df = pd.read_csv(path)
+        return pd.read_csv(path)
     except pd.errors.EmptyDataError:
         raise DataValidationError(f"{path} failed validation:\n  - the file is empty") from None
     except (UnicodeDecodeError, pd.errors.ParserError) as exc:
@@ -41,13 +40,26 @@ def load_dataset(
         raise DataValidationError(
             f"{path} failed validation:\n  - not a CSV text file (UTF-8): {reason}"
         ) from None
-    return validate(df, str(path), require_target, refuse_duplicates)
+
+
+def load_dataset(
+    path: Path,
+    require_target: bool = True,
+    refuse_duplicates: bool = False,
+    min_rows_per_class: int = 1,
+) -> pd.DataFrame:
+    """Read a CSV file and validate it; raises DataValidationError naming columns and rows."""
+    return validate(
+        read_data(path), str(path), require_target, refuse_duplicates, min_rows_per_class
+    )
 
 
 def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A random split, stratified by label for classification (every class on both sides)."""
     from sklearn.model_selection import train_test_split
 
-    train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[TARGET])
+    stratify = df[TARGET] if CONTRACT.classification else None
+    train, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=stratify)
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 

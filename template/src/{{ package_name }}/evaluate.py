@@ -4,39 +4,69 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+from sklearn import metrics as sk
 
 from .data import load_dataset
 from .model import load_model
-from .schema import FEATURES, LABELS, TARGET
+from .schema import CONTRACT, Contract
+
+# The plot data evaluate writes into reports/plots/ for each kind of target, with the
+# properties dvc.yaml declares for it (adopt-data writes them there for the data's kind).
+PLOTS = {
+    "classification": {
+        "confusion.csv": {"cache": False, "template": "confusion", "x": "actual", "y": "predicted"},
+        "class_scores.csv": {"cache": False, "template": "bar_horizontal", "x": "f1", "y": "label"},
+    },
+    "regression": {
+        "predictions.csv": {"cache": False, "template": "scatter", "x": "actual", "y": "predicted"},
+    },
+}
 
 
-def compute_metrics(actual: pd.Series, predicted) -> dict[str, float]:
-    return {
-        "accuracy": round(float(accuracy_score(actual, predicted)), 6),
-        "f1_macro": round(float(f1_score(actual, predicted, average="macro")), 6),
-        "precision_macro": round(
-            float(precision_score(actual, predicted, average="macro", zero_division=0)), 6
-        ),
-        "recall_macro": round(
-            float(recall_score(actual, predicted, average="macro", zero_division=0)), 6
-        ),
+def compute_metrics(
+    actual: pd.Series, predicted, contract: Contract = CONTRACT
+) -> dict[str, float]:
+    """reports/metrics.json: a flat name -> number mapping, by the kind of target."""
+    if not contract.classification:
+        scores = {
+            "rmse": sk.mean_squared_error(actual, predicted) ** 0.5,
+            "mae": sk.mean_absolute_error(actual, predicted),
+            "r2": sk.r2_score(actual, predicted),
+        }
+        return {name: round(float(value), 6) for name, value in scores.items()}
+    labels = list(contract.labels)
+    scores = {
+        "accuracy": sk.accuracy_score(actual, predicted),
+        "f1_macro": sk.f1_score(actual, predicted, average="macro", zero_division=0),
+        "precision_macro": sk.precision_score(actual, predicted, average="macro", zero_division=0),
+        "recall_macro": sk.recall_score(actual, predicted, average="macro", zero_division=0),
     }
+    per_class = sk.recall_score(actual, predicted, labels=labels, average=None, zero_division=0)
+    scores.update({f"recall_{lab}": recall for lab, recall in zip(labels, per_class, strict=True)})
+    return {name: round(float(value), 6) for name, value in scores.items()}
+
+
+def write_plots(actual: pd.Series, predicted, plots_dir: Path, contract: Contract) -> None:
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    pairs = pd.DataFrame({"actual": actual, "predicted": predicted})
+    if not contract.classification:
+        pairs.to_csv(plots_dir / "predictions.csv", index=False)
+        return
+    pairs.to_csv(plots_dir / "confusion.csv", index=False)
+    labels = list(contract.labels)
+    per_class = sk.f1_score(actual, predicted, average=None, labels=labels, zero_division=0)
+    pd.DataFrame({"label": [str(label) for label in labels], "f1": per_class.round(6)}).to_csv(
+        plots_dir / "class_scores.csv", index=False
+    )
 
 
 def evaluate(model_path: Path, data: Path, out_dir: Path) -> dict[str, float]:
     df = load_dataset(data)
-    predicted = load_model(model_path).predict(df[FEATURES])
-    metrics = compute_metrics(df[TARGET], predicted)
+    predicted = load_model(model_path).predict(df[CONTRACT.names])
+    metrics = compute_metrics(df[CONTRACT.target], predicted)
 
     out_dir = Path(out_dir)
-    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    pd.DataFrame({"actual": df[TARGET], "predicted": predicted}).to_csv(
-        out_dir / "plots" / "confusion.csv", index=False
-    )
-    per_class = f1_score(df[TARGET], predicted, average=None, labels=LABELS, zero_division=0)
-    pd.DataFrame({"label": [str(label) for label in LABELS], "f1": per_class.round(6)}).to_csv(
-        out_dir / "plots" / "class_scores.csv", index=False
-    )
+    write_plots(df[CONTRACT.target], predicted, out_dir / "plots", CONTRACT)
     return metrics

@@ -1,10 +1,11 @@
 """The data contract, read from schema.yaml next to this file: columns, types, allowed values.
 
-schema.yaml is the team's file (`adopt-data` writes it from a data set; docs/own-data.md has its
+schema.yaml is the team's file (`adopt-data` writes it from a data set; README.md has its
 format). This module turns it into the checks every stage shares: validation here, and the
 features, the model, the API's request schema and drift monitoring through CONTRACT.
 """
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,8 +143,9 @@ def _column_checks(feature: Feature) -> list[pa.Check]:
         checks = [
             pa.Check(lambda s: s.isna() | _numbers(s).notna(), name="numeric"),
             pa.Check(
-                lambda s, lo=feature.min, hi=feature.max: _numbers(s).isna()
-                | _numbers(s).between(lo, hi),
+                lambda s, lo=feature.min, hi=feature.max: (
+                    _numbers(s).isna() | _numbers(s).between(lo, hi)
+                ),
                 name="in_range",
             ),
         ]
@@ -157,9 +159,7 @@ def _column_checks(feature: Feature) -> list[pa.Check]:
     return [pa.Check(lambda s, c=feature.categories: s.isna() | s.isin(c), name="category")]
 
 
-def build_schema(
-    require_target: bool = True, contract: Contract = CONTRACT
-) -> pa.DataFrameSchema:
+def build_schema(require_target: bool = True, contract: Contract = CONTRACT) -> pa.DataFrameSchema:
     columns = {
         f.name: pa.Column(checks=_column_checks(f), nullable=f.nullable) for f in contract.features
     }
@@ -274,3 +274,155 @@ def _describe(failures: pd.DataFrame, source: str, contract: Contract) -> str:
 def _listing(problems: list[str], source: str) -> str:
     listing = "\n".join(f"  - {p}" for p in problems)
     return f"{source} failed validation (rows are 0-based data rows):\n{listing}"
+
+
+# --- Inferring a contract from data, and writing it (adopt-data) ---------------------------
+
+# An integer target with at most this many distinct values is a set of classes, not a quantity.
+MAX_INTEGER_CLASSES = 20
+
+
+def _python(value: Any) -> Any:
+    """A plain Python value (numpy scalars become int, float or bool), as YAML writes them."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _is_integral(values: pd.Series) -> bool:
+    numbers = _numbers(values)
+    return pd.api.types.is_numeric_dtype(values) and bool((numbers % 1 == 0).all())
+
+
+def _inferred_type(values: pd.Series) -> str:
+    """The feature type of a column's non-null values, as pd.read_csv read them."""
+    if values.map(_is_bool).all() and len(values):
+        return "boolean"
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return "category"
+    return "integer" if _is_integral(values) else "float"
+
+
+def _widened(values: pd.Series, integer: bool) -> tuple[float, float]:
+    """The observed range widened by its width on each side (by the value itself when the
+    column is constant), not below 0 when no value is: room for new data without accepting
+    anything at all."""
+    low, high = float(values.min()), float(values.max())
+    width = (high - low) or max(abs(low), 1.0)
+    # Rounded outwards to a hundredth of the width: 7.22, not 7.229999999999999.
+    decimals = 0 if integer else max(0, math.ceil(-math.log10(width / 100)))
+    scale = 10**decimals
+    low = math.floor((low - width) * scale) / scale
+    high = math.ceil((high + width) * scale) / scale
+    if values.min() >= 0:
+        low = max(low, 0)
+    return (int(low), int(high)) if integer else (round(low, decimals), round(high, decimals))
+
+
+def _sorted(values: pd.Series) -> tuple[Any, ...]:
+    return tuple(sorted((_python(v) for v in values.unique()), key=lambda v: (str(type(v)), v)))
+
+
+def _infer_feature(name: str, column: pd.Series, as_category: bool) -> Feature:
+    values = column.dropna()
+    nullable = bool(column.isna().any())
+    kind = "category" if as_category else _inferred_type(values)
+    if not len(values):  # no value seen: a number of any size, the team narrows it
+        return Feature(name, "float", nullable=True)
+    if kind == "category":
+        if _is_integral(values):  # codes read as floats next to missing values: 1.0 -> 1
+            values = values.astype("int64")
+        return Feature(name, kind, nullable, categories=_sorted(values))
+    if kind == "boolean":
+        return Feature(name, kind, nullable)
+    low, high = _widened(values, integer=kind == "integer")
+    return Feature(name, kind, nullable, low, high)
+
+
+def infer_contract(df: pd.DataFrame, target: str, categories: Iterable[str] = ()) -> Contract:
+    """The contract a data set suggests (the rules: README.md, "Your own data");
+    DataValidationError names the column when the data cannot make one (no such target, a
+    constant or empty one)."""
+    categories = list(categories)
+    if unknown := [c for c in [target, *categories] if c not in df.columns]:
+        raise DataValidationError(
+            f"column '{unknown[0]}': not in the data (its columns: {', '.join(df.columns)})"
+        )
+    if target in categories:
+        raise DataValidationError(f"column '{target}': the target cannot also be a --category")
+    labels = df[target].dropna()
+    if labels.empty:
+        raise DataValidationError(f"column '{target}': the target has no values (all missing)")
+    if labels.nunique() < 2:
+        raise DataValidationError(
+            f"column '{target}': the target is constant ({_python(labels.iloc[0])!r} in every "
+            "row); there is nothing to learn"
+        )
+    features = tuple(
+        _infer_feature(str(name), df[name], name in categories)
+        for name in df.columns
+        if name != target
+    )
+    if not features:
+        raise DataValidationError(f"the data has no feature columns besides '{target}'")
+    kind = _inferred_type(labels)
+    few_values = labels.nunique() <= MAX_INTEGER_CLASSES
+    if kind in ("category", "boolean") or (kind == "integer" and few_values):
+        labels = tuple(int(v) if kind == "integer" else v for v in _sorted(labels))
+        return Contract(features, target, "classification", labels)
+    return Contract(features, target, "regression")
+
+
+HEADER = """\
+# The data contract: the columns the pipeline reads, their types and the values they may take.
+# Validation, features, the model, the API, drift monitoring and the tests all follow this file.
+# `python -m <package> adopt-data PATH --target COLUMN` writes it from your data; it is yours to
+# edit afterwards (narrow a range, add a category, allow missing values). Format: README.md,
+# "Your own data".
+"""
+
+
+def _flow(value: Any) -> str:
+    """value as one line of YAML, quoted where YAML would read it as something else."""
+    wrapped = value if isinstance(value, list) else [value]
+    line = yaml.safe_dump(wrapped, default_flow_style=True, width=1_000_000).strip()
+    return line if isinstance(value, list) else line[1:-1]
+
+
+def render_contract(contract: Contract, note: str = "") -> str:
+    """schema.yaml's text for contract: HEADER, note (comment lines), then the entries."""
+    lines = [HEADER.rstrip("\n")]
+    if note:
+        lines += ["#", *(f"# {line}".rstrip() for line in note.splitlines())]
+    lines += [
+        "target:",
+        f"  name: {_flow(contract.target)}",
+        "  # classification (the labels below; strings, integers or booleans) or regression "
+        "(a number)",
+        f"  kind: {contract.kind}",
+    ]
+    if contract.classification:
+        lines.append(f"  labels: {_flow(list(contract.labels))}")
+    lines += [
+        "features:",
+        "  # type: float | integer | boolean | category. Numbers: min/max (inclusive; inf and NaN "
+        "never",
+        "  # pass). category: the allowed values under categories. nullable: missing values "
+        "allowed.",
+    ]
+    for feature in contract.features:
+        lines += [f"  {_flow(feature.name)}:", f"    type: {feature.type}"]
+        if feature.numeric:
+            bound = int if feature.type == "integer" else float
+            lines += [
+                f"    min: {_flow(bound(feature.min))}",
+                f"    max: {_flow(bound(feature.max))}",
+            ]
+        if feature.type == "category":
+            lines.append(f"    categories: {_flow(list(feature.categories))}")
+        lines.append(f"    nullable: {_flow(feature.nullable)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_contract(contract: Contract, path: Path = SCHEMA_FILE, note: str = "") -> Path:
+    """Write contract as a readable schema.yaml (load_contract reads back the same Contract)."""
+    Path(path).write_text(render_contract(contract, note), encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,250 @@
+"""adopt-data: put the team's own CSV file in place of the bundled sample, in one command.
+
+Everything is checked before anything is written: the file reads as CSV, the target exists and
+varies, and the data meets the contract inferred from it. Then it writes schema.yaml, copies the
+file to data/raw/dataset.csv under DVC (the sample's `data` stage goes), sets params.yaml's
+thresholds for the kind of target, runs the pipeline and writes the deploy smoke request from
+the trained model. Nothing is committed: the team reviews schema.yaml first.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .config import PARAMS_FILE, RAW_DATA
+from .data import read_data
+from .schema import SCHEMA_FILE, Contract, infer_contract, validate, write_contract
+
+DVC_FILE = Path("dvc.yaml")
+# Present only in repositories that deploy (the deploy_target answer).
+SMOKE_REQUEST = Path("deploy", "smoke-request.json")
+PLOTS_DIR = "reports/plots"  # where the evaluate stage writes its plot data
+SAMPLE_STAGE = "data"  # the dvc.yaml stage (and params.yaml section) of the bundled sample
+CANDIDATES_PER_CLASS = 20  # rows of each label tried for the smoke request
+# params.yaml validate.min_rows_per_class, added with this value to a params.yaml without it.
+MIN_ROWS_PER_CLASS = 5
+
+
+class AdoptError(ValueError):
+    """Raised before anything is written; the message names the file or column at fault."""
+
+
+def _yaml():
+    """ruamel.yaml in round-trip mode: comments and layout of the team's files stay."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the template's layout
+    yaml.width = 4096  # long commands stay on one line
+    return yaml
+
+
+def baseline_thresholds(df: pd.DataFrame, contract: Contract) -> dict[str, float]:
+    """The scores of the simplest answer (the most common label; the mean): a model must beat
+    them. The team raises them once it knows what its model achieves."""
+    actual = df[contract.target]
+    if contract.classification:
+        from sklearn.metrics import f1_score
+
+        common = actual.mode().iloc[0]
+        guess = pd.Series(common, index=actual.index)
+        return {
+            "accuracy": round(float((actual == common).mean()), 4),
+            "f1_macro": round(float(f1_score(actual, guess, average="macro")), 4),
+        }
+    return {"r2": 0.0, "rmse": float(f"{actual.std(ddof=0):.6g}")}
+
+
+def check(source: Path, target: str, categories: Sequence[str]) -> tuple[pd.DataFrame, Contract]:
+    """The data and its inferred contract, or AdoptError/DataValidationError: nothing written."""
+    for needed in (PARAMS_FILE, DVC_FILE):
+        if not needed.is_file():
+            raise AdoptError(f"{needed} not found: run adopt-data from the repository's root")
+    if not source.is_file():
+        raise AdoptError(f"{source}: no such file")
+    df = read_data(source)
+    if df.empty:
+        raise AdoptError(f"{source}: the file has a header but no data rows")
+    contract = infer_contract(df, target, categories)
+    rules = _yaml().load(PARAMS_FILE).get("validate", {})
+    validate(
+        df,
+        str(source),
+        refuse_duplicates=rules.get("duplicates", "refuse") == "refuse",
+        min_rows_per_class=int(rules.get("min_rows_per_class", MIN_ROWS_PER_CLASS)),
+        contract=contract,
+    )
+    return df, contract
+
+
+def copy_data(source: Path) -> None:
+    if source.resolve() == RAW_DATA.resolve():
+        return
+    RAW_DATA.parent.mkdir(parents=True, exist_ok=True)
+    # Unlink first: the old file may be a link into DVC's cache, which must not be overwritten.
+    RAW_DATA.unlink(missing_ok=True)
+    shutil.copyfile(source, RAW_DATA)
+
+
+def _innermost(node):
+    """The last mapping nested at the end of node, where ruamel keeps a trailing comment (the
+    one that opens the next section of the file)."""
+    inner = node[-1] if isinstance(node, list) else node
+    while isinstance(inner[list(inner)[-1]], dict):
+        inner = inner[list(inner)[-1]]
+    return inner
+
+
+def _replace_contents(node, entries) -> None:
+    """Give a ruamel list or mapping new entries in place, keeping its trailing comment."""
+    old = _innermost(node)
+    trailing = old.ca.items.get(list(old)[-1])
+    if isinstance(node, list):
+        node[:] = entries
+    else:
+        node.clear()
+        node.update(entries)
+    if trailing:
+        new = _innermost(node)
+        new.ca.items[list(new)[-1]] = trailing
+
+
+def rewrite_pipeline(kind: str) -> None:
+    """dvc.yaml without the sample's stage, declaring the plots evaluate writes for kind."""
+    from ruamel.yaml.comments import CommentedMap
+
+    from .evaluate import PLOTS
+
+    yaml = _yaml()
+    pipeline = yaml.load(DVC_FILE)
+    stages = pipeline["stages"]
+    stages.pop(SAMPLE_STAGE, None)
+    plots = stages.get("evaluate", {}).get("plots")
+    if plots:  # a team that removed the plots keeps them removed
+        entries = [
+            CommentedMap({f"{PLOTS_DIR}/{name}": CommentedMap(properties)})
+            for name, properties in PLOTS[kind].items()
+        ]
+        _replace_contents(plots, entries)
+    yaml.dump(pipeline, DVC_FILE)
+
+
+def rewrite_params(thresholds: dict[str, float]) -> None:
+    yaml = _yaml()
+    params = yaml.load(PARAMS_FILE)
+    params.pop(SAMPLE_STAGE, None)  # the sample's size: no sample any more
+    params.setdefault("validate", {}).setdefault("min_rows_per_class", MIN_ROWS_PER_CLASS)
+    evaluate = params.setdefault("evaluate", {})
+    if evaluate.get("thresholds"):
+        _replace_contents(evaluate["thresholds"], thresholds)
+    else:
+        evaluate["thresholds"] = thresholds
+    yaml.dump(params, PARAMS_FILE)
+
+
+def _plain(value):
+    """A JSON value for one cell: None for a missing one, Python numbers for numpy ones."""
+    if pd.isna(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _predict(package: str, rows: pd.DataFrame) -> list:
+    """The trained model's answers for rows, through the CLI in a new process: this process
+    loaded the contract that was in place before adopt-data."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data, out = Path(tmp) / "rows.csv", Path(tmp) / "predictions.csv"
+        rows.to_csv(data, index=False)
+        subprocess.run(
+            [sys.executable, "-m", package, "predict", str(data), "--out", str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL,  # its errors still show
+        )
+        return [_plain(v) for v in pd.read_csv(out)["prediction"]]
+
+
+def smoke_request(df: pd.DataFrame, contract: Contract, package: str) -> dict:
+    """Rows of the data for the deployed API: one of each label, each one the model answers
+    with that label where such a row exists (complete rows first); for regression, three rows
+    and the values the model gives them."""
+    complete = df[df.notna().all(axis=1)]
+    pool = pd.concat([complete, df.drop(complete.index)])
+    if not contract.classification:
+        rows = pool.head(3)
+        predicted = _predict(package, rows[contract.names])
+        return {"rows": _records(rows, contract), "expected_values": predicted}
+    candidates = pool.groupby(contract.target, sort=False).head(CANDIDATES_PER_CLASS)
+    candidates = candidates.assign(prediction=_predict(package, candidates[contract.names]))
+    chosen = []
+    for label in contract.labels:
+        of_label = candidates[candidates[contract.target] == label]
+        right = of_label[of_label["prediction"] == of_label[contract.target]]
+        chosen.append((right if len(right) else of_label).iloc[0])
+    rows = pd.DataFrame(chosen)
+    return {
+        "rows": _records(rows, contract),
+        "expected_labels": [_plain(v) for v in rows["prediction"]],
+    }
+
+
+def _records(rows: pd.DataFrame, contract: Contract) -> list[dict]:
+    """The feature values of rows as JSON values; integer features as integers (3, not 3.0)."""
+    integers = {f.name for f in contract.features if f.type == "integer"}
+    return [
+        {
+            name: int(value) if name in integers and not pd.isna(value) else _plain(value)
+            for name, value in record.items()
+        }
+        for record in rows[contract.names].to_dict("records")
+    ]
+
+
+def _run(*command: str) -> None:
+    print(f"adopt-data: $ {' '.join(command)}", flush=True)
+    subprocess.run(command, check=True)
+
+
+def adopt(
+    source: Path, target: str, categories: Sequence[str], package: str
+) -> tuple[Contract, list[str]]:
+    """Adopt source as the data set; returns its contract and the paths to commit. Raises
+    AdoptError or DataValidationError, with nothing written, when it cannot be adopted."""
+    df, contract = check(Path(source), target, categories)
+    note = (
+        f"Inferred by adopt-data from {Path(source).name} ({len(df)} rows): check every entry;\n"
+        "ranges are the observed ones widened by their width on each side."
+    )
+    write_contract(contract, SCHEMA_FILE, note)
+    copy_data(Path(source))
+    rewrite_pipeline(contract.kind)
+    rewrite_params(baseline_thresholds(df, contract))
+    _run("dvc", "add", "--quiet", str(RAW_DATA))
+    _run("dvc", "repro")
+    if SMOKE_REQUEST.is_file():
+        request = smoke_request(df, contract, package)
+        SMOKE_REQUEST.write_text(json.dumps(request, indent=2) + "\n")
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True
+    )  # outside a git repository: nothing to list
+    return contract, sorted(line[3:] for line in status.stdout.splitlines())
+
+
+def summary(contract: Contract) -> str:
+    """One line per fact the team should check in schema.yaml."""
+    kinds = {}
+    for feature in contract.features:
+        kinds.setdefault(feature.type, []).append(feature.name)
+    target = f"target '{contract.target}': {contract.kind}"
+    if contract.classification:
+        target += f" with labels {list(contract.labels)}"
+    lines = [target] + [f"{kind}: {', '.join(names)}" for kind, names in kinds.items()]
+    if nullable := [f.name for f in contract.features if f.nullable]:
+        lines.append(f"missing values allowed in: {', '.join(nullable)}")
+    return "\n".join(f"  {line}" for line in lines)
