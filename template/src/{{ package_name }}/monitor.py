@@ -1,8 +1,9 @@
 """Drift monitoring: compare a new batch of data with the training reference.
 
-Each feature's drift is its population stability index (PSI) over the quintile bins of the
-training reference (reference.py); the batch drifts when the share of drifting features passes
-params.yaml's limit.
+Each feature's drift is its population stability index (PSI) between the training data and the
+batch, over the feature's buckets in the reference (reference.py): quintile bins for a number,
+the allowed values for a category or boolean, and missing values in a bucket of their own. The
+batch drifts when the share of drifting features passes params.yaml's limit.
 """
 
 import json
@@ -13,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from .data import load_dataset
-from .reference import bin_proportions, write_reference  # noqa: F401 (re-exported, see below)
-from .schema import FEATURES, validate
+from .reference import CATEGORIES, shares, write_reference  # noqa: F401 (re-exported, see below)
+from .schema import CONTRACT, validate
 from .traffic import load_traffic
 
 # write_reference stays importable from here: the team-owned data.py of repositories generated
 # before reference.py existed imports it from this module.
-_EPSILON = 1e-4  # keeps empty bins from dividing by zero
+_EPSILON = 1e-4  # keeps empty buckets from dividing by zero
+MISSING = "missing"  # the last bucket: missing values (and, for a category, any other value)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -28,21 +30,31 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
+def feature_drift(profile: dict[str, Any], values: pd.Series, psi_threshold: float) -> dict:
+    """One feature's test, score and verdict, with what moved: the share of each category (and
+    of missing values), or the mean of a number and its share of missing values."""
+    reference, batch = np.asarray(profile["proportions"]), shares(profile, values)
+    score = psi(reference, batch)
+    result = {"test": profile["test"], "score": round(score, 6), "drifted": score > psi_threshold}
+    if profile["test"] == CATEGORIES:
+        buckets = [str(category) for category in profile["categories"]] + [MISSING]
+        result["reference_shares"] = dict(zip(buckets, reference.round(6).tolist(), strict=True))
+        result["batch_shares"] = dict(zip(buckets, batch.round(6).tolist(), strict=True))
+    else:
+        mean = values.astype(float).mean()
+        result["reference_mean"] = profile["mean"]
+        result["batch_mean"] = None if np.isnan(mean) else round(float(mean), 6)
+        result["reference_missing"] = round(float(reference[-1]), 6)
+        result["batch_missing"] = round(float(batch[-1]), 6)
+    return result
+
+
 def drift_report(
     reference: dict[str, Any], batch: pd.DataFrame, psi_threshold: float, max_drifted_share: float
 ) -> dict[str, Any]:
-    features = {}
-    for name in FEATURES:
-        ref = reference[name]
-        values = batch[name].to_numpy(dtype=float)
-        proportions = bin_proportions(values, np.asarray(ref["edges"]))
-        score = psi(np.asarray(ref["proportions"]), proportions)
-        features[name] = {
-            "psi": round(score, 6),
-            "drifted": score > psi_threshold,
-            "reference_mean": ref["mean"],
-            "batch_mean": round(float(values.mean()), 6),
-        }
+    features = {
+        name: feature_drift(reference[name], batch[name], psi_threshold) for name in CONTRACT.names
+    }
     share = sum(f["drifted"] for f in features.values()) / len(features)
     return {
         "rows": len(batch),

@@ -1,7 +1,9 @@
 """The training data's reference profile, which drift monitoring compares new data with.
 
-`prepare` writes it next to the split: per feature, the reference's quintile bin edges and the
-share of training rows in each bin.
+`prepare` writes it next to the split: per feature, the buckets its values fall into and the
+share of training rows in each. A number's buckets are the training data's quintile bins; a
+category's (or a boolean's) are its allowed values. Missing values have a bucket of their own,
+shared with any value a category does not allow, so a change in either shows as drift too.
 """
 
 import json
@@ -11,29 +13,58 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .schema import FEATURES
+from .schema import CONTRACT, Contract, Feature
 
+QUANTILE_BINS = "psi_quantile_bins"  # the test each kind of feature gets (monitor.py)
+CATEGORIES = "psi_categories"
 _N_BINS = 5
 
 
-def bin_proportions(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """The share of values in each bin between edges (below the first, ..., above the last)."""
-    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+def shares(profile: dict[str, Any], values: pd.Series) -> np.ndarray:
+    """The share of values in each bucket of a feature's profile, the missing bucket last."""
+    if profile["test"] == QUANTILE_BINS:
+        numbers = values.to_numpy(dtype=float)
+        present = numbers[~np.isnan(numbers)]
+        edges = np.asarray(profile["edges"])
+        counts = np.bincount(
+            np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1
+        )
+    else:
+        counts = np.array([values.isin([category]).sum() for category in profile["categories"]])
+    counts = np.append(counts, len(values) - counts.sum())
     return counts / max(len(values), 1)
 
 
-def write_reference(train: pd.DataFrame, path: Path) -> dict[str, Any]:
-    """Store per-feature bin edges and proportions of the training data."""
-    reference = {}
-    for name in FEATURES:
-        values = train[name].to_numpy(dtype=float)
-        edges = np.unique(np.quantile(values, np.linspace(0, 1, _N_BINS + 1)[1:-1]))
-        reference[name] = {
-            "edges": edges.round(9).tolist(),
-            "proportions": bin_proportions(values, edges).round(9).tolist(),
-            "mean": round(float(values.mean()), 9),
-            "std": round(float(values.std()), 9),
+def _rounded(value: float) -> float | None:
+    return None if np.isnan(value) else round(float(value), 9)
+
+
+def profile(feature: Feature, values: pd.Series) -> dict[str, Any]:
+    """A feature's buckets in the training data: its test, the bucket bounds and shares."""
+    if feature.numeric:
+        numbers = values.to_numpy(dtype=float)
+        present = numbers[~np.isnan(numbers)]
+        quantiles = (
+            np.quantile(present, np.linspace(0, 1, _N_BINS + 1)[1:-1]) if present.size else []
+        )
+        entry = {
+            "test": QUANTILE_BINS,
+            "edges": np.unique(quantiles).round(9).tolist(),
+            "mean": _rounded(values.mean()),
+            "std": _rounded(values.std(ddof=0)),
         }
+    else:
+        allowed = [False, True] if feature.type == "boolean" else list(feature.categories)
+        entry = {"test": CATEGORIES, "categories": allowed}
+    entry["proportions"] = shares(entry, values).round(9).tolist()
+    return entry
+
+
+def write_reference(
+    train: pd.DataFrame, path: Path, contract: Contract = CONTRACT
+) -> dict[str, Any]:
+    """Store each feature's profile of the training data."""
+    reference = {f.name: profile(f, train[f.name]) for f in contract.features}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(reference, indent=2) + "\n")

@@ -21,7 +21,7 @@ from .config import (
     PREPARED_DIR,
     RAW_DATA,
 )
-from .schema import FEATURES, LABELS, TARGET
+from .schema import CONTRACT, FEATURE_LIMIT, FEATURES, LABELS, TARGET, Feature
 from .thresholds import threshold_failures
 
 
@@ -59,12 +59,45 @@ def data_summary(prepared: Path = PREPARED_DIR) -> dict[str, Any]:
         "test_rows": _rows(Path(prepared) / "test.csv"),
         "features": list(FEATURES),
         "target": TARGET,
+        "kind": CONTRACT.kind,
         "labels": [str(label) for label in LABELS],
     }
 
 
 def _known(value: Any) -> Any:
     return "unknown" if value is None else value
+
+
+def _allowed(feature: Feature) -> str:
+    """The values a feature may take, as schema.yaml states them."""
+    if feature.type == "category":
+        return ", ".join(f"`{category}`" for category in feature.categories)
+    if feature.type == "boolean":
+        return "true or false"
+    if (feature.min, feature.max) == (-FEATURE_LIMIT, FEATURE_LIMIT):
+        return "any finite number"
+    return f"{feature.min:g} to {feature.max:g}"
+
+
+def feature_table() -> str:
+    """The data contract's features as a Markdown table: type, allowed values, missing values."""
+    rows = [
+        f"| `{f.name}` | {f.type} | {_allowed(f)} | {'allowed' if f.nullable else 'refused'} |"
+        for f in CONTRACT.features
+    ]
+    return "\n".join(["| feature | type | values | missing |", "|---|---|---|---|", *rows])
+
+
+def _predicts(data: dict[str, Any]) -> str:
+    if data["kind"] == "classification":
+        return f"one of the labels {', '.join(data['labels'])}"
+    return "a number"
+
+
+def _verdict(name: str, value: float, thresholds: dict[str, float]) -> str:
+    if name not in thresholds:
+        return "-"
+    return "fails" if threshold_failures({name: value}, {name: thresholds[name]}) else "passes"
 
 
 def model_card(
@@ -78,7 +111,7 @@ def model_card(
     data = manifest.get("data") or data_summary()
     thresholds = params["evaluate"]["thresholds"]
     rows = "\n".join(
-        f"| {k} | {v} | {'>= ' + str(thresholds[k]) if k in thresholds else '-'} |"
+        f"| {k} | {v} | {thresholds.get(k, '-')} | {_verdict(k, v, thresholds)} |"
         for k, v in metrics.items()
     )
     passed = not threshold_failures(metrics, thresholds)
@@ -87,18 +120,20 @@ def model_card(
 {description}
 
 ## Intended use
-Predicts `{data["target"]}` (one of {", ".join(data["labels"])}) from the
-{len(data["features"])} numeric features of the data contract in `schema.py`, for rows like the
-training data described below. Not validated for data outside the training distribution: run
-the drift monitor (`python -m {__package__} monitor batch.csv`) on new batches before trusting
-predictions, and retrain when it reports drift.
+Predicts `{data["target"]}` ({_predicts(data)}) from the {len(data["features"])} features of
+the data contract (`schema.yaml`, below), for rows like the training data described below. Not
+validated for data outside the training distribution: run the drift monitor
+(`python -m {__package__} monitor batch.csv`) on new batches before trusting predictions, and
+retrain when it reports drift.
 
 ## Training data
 - Source: `{data["source"]}`, {_known(data["rows"])} rows after validation; version (md5 in
   dvc.lock): `{manifest["data_version"]}`
 - Split: {_known(data["train_rows"])} training rows, {_known(data["test_rows"])} held-out rows
   (test_size {params["split"]["test_size"]}, seed {params["seed"]})
-- Features: {", ".join(f"`{f}`" for f in data["features"])}
+- Features, as the data contract (`schema.yaml`) states them:
+
+{feature_table()}
 
 ## Training parameters
 ```yaml
@@ -106,8 +141,8 @@ predictions, and retrain when it reports drift.
 ```
 
 ## Metrics on held-out data
-| metric | value | threshold |
-|---|---|---|
+| metric | value | threshold | result |
+|---|---|---|---|
 {rows}
 
 Quality gate: {"passed" if passed else "FAILED"} (thresholds from params.yaml `evaluate`).

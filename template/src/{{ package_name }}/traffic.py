@@ -21,7 +21,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from .schema import CONTRACT
 
 _FILE_PREFIX = "predictions-"
 
@@ -48,7 +51,7 @@ class PredictionLog:
 
     def record(
         self,
-        rows: Sequence[dict[str, float]],
+        rows: Sequence[dict[str, Any]],
         predictions: Iterable[dict[str, Any]],
         now: datetime | None = None,
     ) -> int:
@@ -83,10 +86,25 @@ class PredictionLog:
                 path.unlink(missing_ok=True)
 
 
+def frame_of(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Feature rows as JSON gives them (null where missing) in a frame typed as pandas reads
+    the training CSV: numbers as floats, a missing value as NaN, categories as they are."""
+    frame = pd.DataFrame(list(rows), columns=CONTRACT.names)
+    frame[CONTRACT.numeric] = frame[CONTRACT.numeric].astype(float)
+    return frame.where(frame.notna(), np.nan)
+
+
+def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The inverse of frame_of: a frame's feature rows as JSON values (None where missing),
+    e.g. rows of the data to send to the API."""
+    features = frame[CONTRACT.names].astype(object)
+    return features.where(features.notna(), None).to_dict(orient="records")
+
+
 def load_traffic(directory: Path) -> pd.DataFrame:
     """The logged feature rows of every file under directory, oldest first."""
     rows = []
     for path in sorted(Path(directory).rglob(f"{_FILE_PREFIX}*.jsonl")):
         with path.open(encoding="utf-8") as f:
             rows.extend(json.loads(line)["features"] for line in f if line.strip())
-    return pd.DataFrame(rows)
+    return frame_of(rows)
