@@ -134,7 +134,9 @@ def test_zizmor_finds_nothing(renderings):
 
 SECRET = re.compile(r"\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)")
 # Production's secrets: a job reading one takes it from a GitHub environment.
-DEPLOY_SECRETS = {"DEPLOY_SSH_KEY", "DEPLOY_REGISTRY_PASSWORD", "KUBE_CONFIG"}
+DEPLOY_SECRETS = {"DEPLOY_SSH_KEY", "DEPLOY_REGISTRY_PASSWORD", "KUBE_CONFIG", "API_KEY"}
+# The deployed API's own key: only the deploy job reads it (monitoring has no use for it).
+API_KEY_WORKFLOW = ".github/workflows/deploy.yml"
 
 
 def _secrets_in(value) -> set[str]:
@@ -144,8 +146,9 @@ def _secrets_in(value) -> set[str]:
 def test_secrets_reach_only_the_steps_that_use_them(renderings):
     """No secret in a workflow's or a job's env, in an action's inputs, or inherited by a called
     workflow: each is in the env of the `uv run poe` step that uses it, or passed by name (what
-    a called workflow declares). Checkouts leave no token in .git/config, and jobs that read
-    production's secrets take them from a GitHub environment."""
+    a called workflow declares). Checkouts leave no token in .git/config, jobs that read
+    production's secrets take them from a GitHub environment, and only the deploy job reads the
+    API key."""
     failures = []
     for rendering in renderings:
         workflows = {name: yaml.safe_load(text) for name, text in rendering.files.items()}
@@ -175,4 +178,6 @@ def test_secrets_reach_only_the_steps_that_use_them(renderings):
                         failures.append(f"{where}:{job_id}: {label} persists its token")
                 if read & DEPLOY_SECRETS and "environment" not in job:
                     failures.append(f"{where}:{job_id} reads {read & DEPLOY_SECRETS} unscoped")
+                if "API_KEY" in read and name != API_KEY_WORKFLOW:
+                    failures.append(f"{where}:{job_id} reads API_KEY")
     assert not failures, "\n".join(failures)

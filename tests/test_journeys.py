@@ -10,8 +10,6 @@ shell may carry; nothing else is added to what the test session has.
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -21,6 +19,7 @@ import pytest
 import yaml
 
 from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.docs import answer_change_command, command_line, fenced_block
 from tests.harness.render import (
     REPO_ROOT,
     clone,
@@ -39,15 +38,6 @@ IDENTITY = {
     "GIT_COMMITTER_EMAIL": "dana@example.com",
 }
 RELEASE_NOTE = "# Template v1.1.0: pre-commit hooks reviewed.\n"
-
-
-def fenced_block(markdown: Path, heading: str) -> str:
-    """The first ```bash block after the heading, as written in the file."""
-    text = markdown.read_text(encoding="utf-8")
-    start = text.index(heading)
-    match = re.search(r"```bash\n(.*?)```", text[start:], re.DOTALL)
-    assert match, f"no bash block under {heading!r} in {markdown}"
-    return match.group(1)
 
 
 def user_shell(
@@ -252,13 +242,6 @@ def test_copy_into_an_existing_repository_then_recopy(
     assert "?? notes.txt" in git(project, "status", "--porcelain").splitlines()
 
 
-def command_line(markdown: Path, heading: str, contains: str) -> str:
-    """The line of the first bash block under heading that contains `contains`, without its
-    comment."""
-    lines = fenced_block(markdown, heading).splitlines()
-    return next(line for line in lines if contains in line).split("  #")[0]
-
-
 @pytest.fixture
 def released_project(generated_projects, template_releases, tmp_path) -> Path:
     """A clone of the all-providers project (Docker, FastAPI, SSH deploy, DVCLive, local
@@ -349,9 +332,7 @@ def change_answers(
 ) -> None:
     """The docs' update command with `--data` for each new answer: exactly the files the
     answers own are added and removed; the update is committed as the docs say."""
-    update = command_line(REPO_ROOT / "docs" / "updating.md", "## Changing an answer", "copier")
-    command = re.sub(r"--data \S+", " ".join(f"--data {shlex.quote(d)}" for d in data), update)
-    user_shell(command, project, env)
+    user_shell(answer_change_command(data), project, env)
     status = git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
     assert {line[3:] for line in status if line.startswith("??")} == added, data
     assert {line[3:] for line in status if line.startswith(" D")} == removed, data

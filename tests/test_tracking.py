@@ -1,15 +1,14 @@
-"""Journey 3, experiment tracking: a team switches its tracker with `copier update --data
-experiment_tracking=...` (docs/updating.md), walking none -> dvclive -> mlflow -> none in one
-repository. After each switch `uv run poe ci` is green, the tracker really holds the pipeline's
-run (params, training and held-out metrics, the model), the files the answer owns come and go,
-and the team-owned train.py is never edited: the hook into tracking is template-owned (cli.py
-opens each stage's run, tracking.py picks the tracker).
+"""Journey 3, experiment tracking: a team switches its tracker with docs/updating.md's own
+command (`uvx copier update ... --data experiment_tracking=...`, read from the file), walking
+none -> dvclive -> mlflow -> none in one repository. After each switch `uv run poe ci` is green,
+the tracker really holds the pipeline's run (params, training and held-out metrics, the model),
+the files the answer owns come and go, and the team-owned train.py is never edited: the hook
+into tracking is template-owned (cli.py opens each stage's run, tracking.py picks the tracker).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import yaml
 
 from tests.harness.ci_variants import GITHUB_ONLY
 from tests.harness.commands import run
+from tests.harness.docs import answer_change_command
 from tests.harness.git import commit, git
 from tests.harness.render import clone, generated_from_release
 from tests.harness.tracking import dvclive_metrics, mlflow_runs, runs_named
@@ -35,8 +35,8 @@ def user_runs(command: list[str], project: Path) -> str:
 
 def switch_tracking(project: Path, tracker: str) -> str:
     """The documented answer change, then `poe ci`; the ci output."""
-    copier = [sys.executable, "-m", "copier", "update", "--trust", "--defaults"]
-    user_runs([*copier, "--data", f"experiment_tracking={tracker}"], project)
+    update = answer_change_command([f"experiment_tracking={tracker}"])
+    user_runs(["bash", "-euo", "pipefail", "-c", update], project)
     changed = git(project, "status", "--porcelain").splitlines()
     assert not any(line.endswith(".rej") for line in changed), changed
     assert "<<<<<<<" not in git(project, "diff"), "the switch left conflict markers"
