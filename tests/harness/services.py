@@ -15,11 +15,14 @@ Docker Hub is unreachable from the machines these tests run on, so nothing here 
 - `local_registry`: Debian's docker-registry (distribution 2.8) on 127.0.0.1:<free port>.
 - `docker_env`: the environment a generated project's `uv run poe docker-build` / `docker-push`
   (or any `docker` command) needs to use all of the above; merge it into a subprocess env.
+- `buildah_env`: Debian's Buildah (daemonless, as GitLab's docker-image job builds) with its
+  storage in a given directory, the same base image imported, and the local registry allowed.
 - `ssh_host`: Debian's OpenSSH server, a deployment host in front of the test's daemon.
 
 Every service is waited for with `wait_until`. Nothing is installed here: when a tool is
 missing the services skip and say which, and
-scripts/install-ci-tools installs them (apt packages docker.io, docker-registry, debootstrap).
+scripts/install-ci-tools installs them (apt packages docker.io, docker-registry, debootstrap,
+buildah).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ CA_BUNDLE_CANDIDATES = (
     os.environ.get("SSL_CERT_FILE", ""),
     "/etc/ssl/certs/ca-certificates.crt",
 )
-INSTALL_HINT = "run scripts/install-ci-tools (apt: docker.io docker-registry debootstrap)"
+INSTALL_HINT = "run scripts/install-ci-tools (apt: docker.io docker-registry debootstrap buildah)"
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -430,15 +433,68 @@ def docker_env(
     (host:port of the local registry; tag images REGISTRY/name:tag to push) and
     DOCKER_BUILD_FLAGS (host network for builds, the host CA bundle as build secret "ca").
     """
-    flags = ["--network", "host"]
-    bundle = ca_bundle()
-    if bundle:
-        flags += ["--secret", f"id=ca,src={bundle}"]
     return {
         **docker_daemon,
         "BASE_IMAGE": base_image,
         "REGISTRY": local_registry,
-        "DOCKER_BUILD_FLAGS": " ".join(flags),
+        "DOCKER_BUILD_FLAGS": build_flags(),
+    }
+
+
+def build_flags() -> str:
+    """Image builds here: the host network (the proxy), the host CA bundle as build secret."""
+    flags = ["--network", "host"]
+    if bundle := ca_bundle():
+        flags += ["--secret", f"id=ca,src={bundle}"]
+    return " ".join(flags)
+
+
+def buildah_env(root: Path, registry: str) -> dict[str, str]:
+    """Environment for a generated project's image tasks with CONTAINER_ENGINE=buildah (GitLab's
+    docker-image job), on this machine: Buildah's storage under root (vfs; deleted with it),
+    the local base image imported into it from the cached root file system (BASE_IMAGE), the
+    local registry allowed over plain HTTP (Buildah, unlike Docker, wants TLS on loopback too)
+    and the build flags docker_env gives Docker builds."""
+    _require_root("Buildah (rootful vfs storage)")
+    tools = _require("buildah")
+    root.mkdir(parents=True, exist_ok=True)
+    storage = root / "storage.conf"
+    storage.write_text(
+        f'[storage]\ndriver = "vfs"\ngraphroot = "{root / "graph"}"\nrunroot = "{root / "run"}"\n'
+    )
+    # An auth file of its own: with the Docker tests' DOCKER_CONFIG set, Buildah would expect
+    # $DOCKER_CONFIG/config.json, which only a `docker login` writes.
+    auth = root / "auth.json"
+    auth.write_text('{"auths": {}}\n')
+    registries = root / "registries.conf"
+    registries.write_text(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
+    env = {
+        **os.environ,
+        "CONTAINERS_STORAGE_CONF": str(storage),
+        "CONTAINERS_REGISTRIES_CONF": str(registries),
+        "REGISTRY_AUTH_FILE": str(auth),
+        "STORAGE_DRIVER": "vfs",
+        "BUILDAH_ISOLATION": "chroot",
+    }
+    buildah = tools["buildah"]
+
+    def call(*args: str) -> str:
+        return subprocess.run(
+            [buildah, *args], env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    container = call("from", "scratch")
+    call("add", container, str(base_image_tarball()), "/")  # a tarball is unpacked
+    call("config", "--cmd", "python3", "--env", "LANG=C.UTF-8", container)
+    base = f"localhost/{BASE_IMAGE_TAG}"
+    call("commit", "--quiet", "--rm", container, base)
+    return {
+        **{
+            k: env[k]
+            for k in ("CONTAINERS_STORAGE_CONF", "CONTAINERS_REGISTRIES_CONF", "REGISTRY_AUTH_FILE")
+        },
+        "BASE_IMAGE": base,
+        "DOCKER_BUILD_FLAGS": build_flags(),
     }
 
 
@@ -470,7 +526,10 @@ def ssh_host(docker_daemon: dict[str, str]) -> Iterator[dict[str, str]]:
         f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
         "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        f"SetEnv DOCKER_HOST={docker_daemon['DOCKER_HOST']} PATH={docker_path}\n"
+        # COMPOSE_HTTP_TIMEOUT: on this host (vfs storage, a loaded 2-core machine) recreating
+        # a container can outlast Compose's default 60 s wait for the daemon's answer.
+        f"SetEnv DOCKER_HOST={docker_daemon['DOCKER_HOST']} PATH={docker_path} "
+        "COMPOSE_HTTP_TIMEOUT=600\n"
     )
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
     log = root / "sshd.log"
