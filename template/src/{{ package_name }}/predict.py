@@ -2,17 +2,24 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .data import load_dataset
 from .model import load_model
-from .schema import FEATURES, LABELS
+from .schema import CONTRACT, FEATURES
 
 
 def predict_frame(model, df: pd.DataFrame) -> pd.DataFrame:
-    probabilities = model.predict_proba(df[FEATURES])
+    """A copy of df with `prediction` (a label as in the data, or a number) and, for a
+    classifier, `confidence` (the predicted label's probability)."""
     out = df.copy()
-    out["prediction"] = [LABELS[i] for i in probabilities.argmax(axis=1)]
+    if not CONTRACT.classification:
+        out["prediction"] = np.asarray(model.predict(df[FEATURES]), dtype=float)
+        return out
+    probabilities = model.predict_proba(df[FEATURES])
+    # classes_ names predict_proba's columns; tolist() gives Python values (3, "red", True).
+    out["prediction"] = np.asarray(model.classes_)[probabilities.argmax(axis=1)].tolist()
     out["confidence"] = probabilities.max(axis=1).round(6)
     return out
 
