@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.docs import command_line, fenced_block
 from tests.harness.render import (
     REPO_ROOT,
     clone,
@@ -39,15 +40,6 @@ IDENTITY = {
     "GIT_COMMITTER_EMAIL": "dana@example.com",
 }
 RELEASE_NOTE = "# Template v1.1.0: pre-commit hooks reviewed.\n"
-
-
-def fenced_block(markdown: Path, heading: str) -> str:
-    """The first ```bash block after the heading, as written in the file."""
-    text = markdown.read_text(encoding="utf-8")
-    start = text.index(heading)
-    match = re.search(r"```bash\n(.*?)```", text[start:], re.DOTALL)
-    assert match, f"no bash block under {heading!r} in {markdown}"
-    return match.group(1)
 
 
 def user_shell(
@@ -250,13 +242,6 @@ def test_copy_into_an_existing_repository_then_recopy(
     assert hooks.read_text() == template_hooks, "recopy renders template-owned files anew"
     assert git(project, "rev-parse", "HEAD") == head, "recopy must not commit by itself"
     assert "?? notes.txt" in git(project, "status", "--porcelain").splitlines()
-
-
-def command_line(markdown: Path, heading: str, contains: str) -> str:
-    """The line of the first bash block under heading that contains `contains`, without its
-    comment."""
-    lines = fenced_block(markdown, heading).splitlines()
-    return next(line for line in lines if contains in line).split("  #")[0]
 
 
 @pytest.fixture
