@@ -1,11 +1,12 @@
 """Bring your own data (issue 13): data sets the template does not ship, adopted as a team would.
 
-Each journey clones a cached generated repository, writes the team's CSV file outside it, runs
-the generated README's "Your own data" commands (read from the README at test time, with the
-team's file, target and categorical columns in place of the placeholders), and ends with
-`uv run poe ci` green. Then, in the same clone: the API answers a row of the data with one of
-its labels (or a number for regression) and refuses a wrong category and a wrong type with a 422
-naming the field; monitoring reports a shift of a categorical column as drift of that column.
+Each journey clones a cached generated repository (as `my-model`), writes the team's CSV file
+outside it and walks docs/own-data.md's journey as a user types it (read at test time): the
+adopt-data line with the team's file, target and categorical columns, the `git add` adopt-data
+prints, the commit, and `uv run poe ci` green. Then, in the same clone: the API answers rows of
+the data with its labels (or numbers for regression) and refuses a wrong category and a wrong
+type with a 422 naming the field; monitoring reports a shift of a categorical column as drift
+of that column.
 
 - sklearn, with the API (the cached all-providers FastAPI project): binary classification with
   string labels, a string categorical column and missing values; multi-class with integer
@@ -22,6 +23,7 @@ import csv
 import json
 import math
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -32,17 +34,17 @@ from tests.harness import datasets
 from tests.harness.ci_variants import ALL_PROVIDERS, GITLAB_ONLY
 from tests.harness.commands import run
 from tests.harness.datasets import Dataset, write_csv
-from tests.harness.docs import command_line, fenced_block
+from tests.harness.docs import fenced_block
 from tests.harness.git import git
-from tests.harness.render import clone
+from tests.harness.render import REPO_ROOT, clone
 from tests.harness.services import free_port, http_json, http_ok, service
 
 pytestmark = pytest.mark.slow
 
 PACKAGE = "my_model"
-HEADING = "## Your own data"
+OWN_DATA = REPO_ROOT / "docs" / "own-data.md"
 SMOKE_REQUEST = "deploy/smoke-request.json"  # adopt-data rewrites it from the data
-IDENTITY = {  # the user's git identity: the README's `git commit` needs one
+IDENTITY = {  # the user's git identity: the docs' `git commit` needs one
     "GIT_AUTHOR_NAME": "Dana Developer",
     "GIT_AUTHOR_EMAIL": "dana@example.com",
     "GIT_COMMITTER_NAME": "Dana Developer",
@@ -61,36 +63,44 @@ def shell(script: str, cwd: Path, env: dict[str, str], check: bool = True):
     return run(["bash", "-euo", "pipefail", "-c", script], cwd, env, timeout=1800, check=check)
 
 
-def adopt_command(readme: Path, csv_file: Path, target: str, categories=()) -> str:
-    """The README's adopt-data line with the team's file, target and categorical columns in
-    place of its placeholders."""
-    line = command_line(readme, HEADING, "adopt-data")
-    words = shlex.split(line)
+def journey() -> list[str]:
+    """docs/own-data.md's journey, one command a line, without comments."""
+    block = fenced_block(OWN_DATA, "## The journey", language="text")
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def adopt_command(csv_file: Path, target: str, categories=()) -> str:
+    """The journey's adopt-data line with the team's file, target and categorical columns."""
+    words = shlex.split(next(line for line in journey() if "adopt-data" in line))
     words[words.index("adopt-data") + 1] = str(csv_file)
     words[words.index("--target") + 1] = target
-    while "--category" in words:  # an example of the option: the team's own columns follow
-        del words[words.index("--category") : words.index("--category") + 2]
-    for column in categories:
-        words += ["--category", column]
-    return shlex.join(words)
+    return shlex.join([*words, *(word for column in categories for word in ("--category", column))])
 
 
-def adopt(project: Path, dataset: Dataset, env: dict[str, str], tmp_path: Path) -> str:
-    """The README's "Your own data" commands, run in project for the dataset; their output."""
+def walk_the_journey(project: Path, dataset: Dataset, env: dict[str, str], tmp_path: Path):
+    """docs/own-data.md's journey as a user types it, from the project's parent folder: the
+    adopt-data line with the team's file, `git add` with the paths adopt-data printed, and no
+    `$EDITOR` (the inferred contract is kept as it is). The commit takes every change; `poe ci`
+    is green."""
+    assert project.name == "my-model", "the folder the journey's `cd` enters"
     csv_file = write_csv(tmp_path / "exports" / f"{dataset.name}.csv", dataset.rows())
-    readme = project / "README.md"
-    line = command_line(readme, HEADING, "adopt-data")
-    command = adopt_command(readme, csv_file, dataset.target, dataset.category_flags)
-    script = fenced_block(readme, HEADING).replace(line, command)
+    lines = journey()
+    at = next(index for index, line in enumerate(lines) if "adopt-data" in line)
+    adopting = [*lines[:at], adopt_command(csv_file, dataset.target, dataset.category_flags)]
+    adopted = shell("\n".join(adopting), project.parent, env).stdout
+    printed = re.search(r"^\s*(git add .+)$", adopted, re.MULTILINE)
+    assert printed, f"adopt-data printed no `git add`:\n{adopted}"
     head = git(project, "rev-parse", "HEAD")
-    result = shell(script, project, env)
-    output = result.stdout + result.stderr
-    assert git(project, "status", "--porcelain") == "", "the README's commit left changes out"
-    assert git(project, "rev-parse", "HEAD") != head, "the README's commands commit the change"
-    if "uv run poe ci" not in script:
-        output += shell("uv run poe ci", project, env).stdout
-    assert "quality gate: passed" in output
-    return output
+    output = ""
+    for line in lines[at + 1 :]:
+        if line.startswith("$EDITOR"):
+            continue
+        command = printed.group(1) if line.startswith("git add") else line
+        output += shell(command, project, env).stdout
+        if line.startswith("git commit"):
+            assert git(project, "status", "--porcelain") == "", "the commit left changes out"
+            assert git(project, "rev-parse", "HEAD") != head
+    assert "quality gate: passed" in output, "the journey ends with `uv run poe ci` green"
 
 
 def assert_contract_describes(project: Path, dataset: Dataset) -> None:
@@ -187,7 +197,7 @@ def assert_drift_of_the_categorical_column(
 def test_own_data_with_sklearn_and_the_api(make, generated_projects, env, tmp_path):
     dataset = make()
     project = clone(generated_projects(ALL_PROVIDERS), tmp_path / "my-model")
-    adopt(project, dataset, env, tmp_path)
+    walk_the_journey(project, dataset, env, tmp_path)
     assert_contract_describes(project, dataset)
     assert_api(project, dataset, tmp_path)
     assert_drift_of_the_categorical_column(project, dataset, env, tmp_path)
@@ -197,7 +207,7 @@ def test_own_data_with_sklearn_and_the_api(make, generated_projects, env, tmp_pa
 def test_own_data_with_pytorch(generated_projects, env, tmp_path):
     dataset = datasets.churn()
     project = clone(generated_projects(GITLAB_ONLY), tmp_path / "my-model")
-    adopt(project, dataset, env, tmp_path)
+    walk_the_journey(project, dataset, env, tmp_path)
     assert_contract_describes(project, dataset)
 
     rows = write_csv(tmp_path / "rows.csv", sample_rows(dataset))
@@ -229,7 +239,6 @@ def unchanged_state(project: Path) -> dict[str, object]:
 @pytest.mark.xdist_group(ALL_PROVIDERS.id)
 def test_adopt_data_refuses_bad_data_and_changes_nothing(generated_projects, env, tmp_path):
     project = clone(generated_projects(ALL_PROVIDERS), tmp_path / "my-model")
-    readme = project / "README.md"
     churn = datasets.churn()
     exports = tmp_path / "exports"
     good = write_csv(exports / "churn.csv", churn.rows())
@@ -248,7 +257,7 @@ def test_adopt_data_refuses_bad_data_and_changes_nothing(generated_projects, env
     shell(f"uv run python -m {PACKAGE} --help", project, env)  # the environment, set up once
     before = unchanged_state(project)
     for case, (csv_file, target, named) in cases.items():
-        result = shell(adopt_command(readme, csv_file, target), project, env, check=False)
+        result = shell(adopt_command(csv_file, target), project, env, check=False)
         output = result.stdout + result.stderr
         assert result.returncode == 2, f"{case}: exit {result.returncode}\n{output}"
         assert named in output, f"{case}: the message does not name {named!r}\n{output}"
