@@ -54,8 +54,10 @@ IDENTITY = {  # the user's git identity: the docs' `git commit` needs one
 
 @pytest.fixture
 def env(offline_uv_env) -> dict[str, str]:
-    """The session's environment, with uv resolving torch offline and a git identity."""
-    return {**os.environ, **offline_uv_env, **IDENTITY, "NO_COLOR": "1"}
+    """The session's environment (not its virtual environment), with uv resolving torch
+    offline and a git identity."""
+    session = {name: value for name, value in os.environ.items() if name != "VIRTUAL_ENV"}
+    return {**session, **offline_uv_env, **IDENTITY, "NO_COLOR": "1"}
 
 
 def shell(script: str, cwd: Path, env: dict[str, str], check: bool = True):
