@@ -17,8 +17,6 @@ import subprocess
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,7 @@ from tests.harness.ci_variants import ALL_PROVIDERS
 from tests.harness.commands import run
 from tests.harness.matrix import QUESTIONS, Variant
 from tests.harness.render import render
-from tests.harness.services import BASE_IMAGE_PYTHON, free_port
+from tests.harness.services import BASE_IMAGE_PYTHON, free_port, http_json
 
 DOCKERFILE = "Dockerfile"
 BUILD_TIMEOUT = 1800  # vfs copies every layer in full: slow, but bounded
@@ -90,18 +88,6 @@ def _build(project: Path, env: dict[str, str], image: str) -> float:
 
 def _image_size_mb(env: dict[str, str], image: str) -> float:
     return int(_docker(env, "image", "inspect", "--format", "{{.Size}}", image)) / 1e6
-
-
-def _http(method: str, url: str, body: object | None = None) -> tuple[int, object]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 def _start_api(env: dict[str, str], image: str, name: str) -> str:
@@ -191,22 +177,22 @@ def test_fastapi_image_builds_serves_pushes_and_pulls(generated_projects, env, t
     name = "api-build"
     try:
         base = _start_api(env, image, name)
-        assert _http("GET", f"{base}/health") == (200, {"status": "ok"})
-        status, meta = _http("GET", f"{base}/metadata")
+        assert http_json("GET", f"{base}/health") == (200, {"status": "ok"})
+        status, meta = http_json("GET", f"{base}/metadata")
         assert status == 200 and meta["features"] and meta["model_version"]
         features = meta["features"]
         body = {"rows": [{feature: float(row[feature]) for feature in features}]}
-        status, predicted = _http("POST", f"{base}/predict", body)
+        status, predicted = http_json("POST", f"{base}/predict", body)
         assert status == 200, predicted
         assert len(predicted["predictions"]) == 1
         assert predicted["predictions"][0]["label"] in meta["labels"]
         bad = {"rows": [{**body["rows"][0], features[0]: "not-a-number"}]}
-        status, error = _http("POST", f"{base}/predict", bad)
+        status, error = http_json("POST", f"{base}/predict", bad)
         assert status == 422 and features[0] in json.dumps(error)
-        status, error = _http("POST", f"{base}/predict", {"rows": []})
+        status, error = http_json("POST", f"{base}/predict", {"rows": []})
         assert status == 422
         # Still serving after bad input.
-        assert _http("GET", f"{base}/health")[0] == 200
+        assert http_json("GET", f"{base}/health")[0] == 200
         user = _docker(env, "exec", name, "id", "-u")
         assert user != "0"
     finally:
@@ -221,7 +207,7 @@ def test_fastapi_image_builds_serves_pushes_and_pulls(generated_projects, env, t
     name = "api-pulled"
     try:
         base = _start_api(env, image, name)
-        status, predicted = _http("POST", f"{base}/predict", body)
+        status, predicted = http_json("POST", f"{base}/predict", body)
         assert status == 200 and len(predicted["predictions"]) == 1
     finally:
         _stop_container(env, name)

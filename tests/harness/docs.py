@@ -10,12 +10,12 @@ from pathlib import Path
 from tests.harness.render import REPO_ROOT
 
 
-def fenced_block(markdown: Path, heading: str) -> str:
-    """The first ```bash block after the heading, as written in the file."""
+def fenced_block(markdown: Path, heading: str, language: str = "bash") -> str:
+    """The first ```language block (bash by default) after the heading, as written."""
     text = markdown.read_text(encoding="utf-8")
     start = text.index(heading)
-    match = re.search(r"```bash\n(.*?)```", text[start:], re.DOTALL)
-    assert match, f"no bash block under {heading!r} in {markdown}"
+    match = re.search(rf"```{language}\n(.*?)```", text[start:], re.DOTALL)
+    assert match, f"no {language} block under {heading!r} in {markdown}"
     return match.group(1)
 
 
