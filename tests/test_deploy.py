@@ -390,6 +390,13 @@ def _own_dvc_remote(project: Path, directory: Path) -> None:
     commit(project, "CI pushes to its own DVC remote", add_all=False)
 
 
+def _release_commit(project: Path, label: str) -> str:
+    """The commit a pipeline run releases: "good" (the project as it is) or "broken"."""
+    if label == "broken":
+        return _break_the_image(project)
+    return commit(project, "v1", add_all=False, allow_empty=True)
+
+
 def _break_the_image(project: Path) -> str:
     """A commit that passes CI but whose image cannot start (its model path points nowhere)."""
     dockerfile = project / "Dockerfile"
@@ -418,11 +425,7 @@ def test_github_cd_deploys_staging_and_rolls_back(
     variables["REGISTRY"] = docker_env["REGISTRY"]
     shas, runs = {}, {}
     for label in ("good", "broken"):
-        shas[label] = (
-            _break_the_image(project)
-            if label == "broken"
-            else commit(project, "v1", add_all=False, allow_empty=True)
-        )
+        shas[label] = _release_commit(project, label)
         runs[label] = github.run_act(
             project,
             "push",
@@ -465,11 +468,7 @@ def test_gitlab_pipeline_builds_with_buildah_deploys_staging_and_rolls_back(
     registry_image = f"{docker_env['REGISTRY']}/my-model"
     runs, names = {}, {}
     for label in ("good", "broken"):
-        sha = (
-            _break_the_image(project)
-            if label == "broken"
-            else commit(project, "v1", add_all=False, allow_empty=True)
-        )
+        sha = _release_commit(project, label)
         names[label] = f"{registry_image}/my-model:{sha[:12]}"  # $CI_REGISTRY_IMAGE/<project>
         variables = gitlab.pipeline_variables(
             project,
@@ -529,11 +528,7 @@ def test_jenkins_pipeline_deploys_staging_and_rolls_back(
     }
     runs, names = {}, {}
     for label in ("good", "broken"):
-        sha = (
-            _break_the_image(project)
-            if label == "broken"
-            else commit(project, "v1", add_all=False, allow_empty=True)
-        )
+        sha = _release_commit(project, label)
         names[label] = f"{registry}/my-model:{sha[:12]}"  # poe image-name
         workspace = jenkins.jenkins_checkout(project, tmp_path / f"workspace-{label}", "main")
         runs[label] = jenkins.run_jenkinsfile(
