@@ -1,8 +1,7 @@
 """The generated API and pipeline under hostile input (issue 12), in a cached generated project.
 
 - schemathesis (`st run --checks all`) fuzzes the API served by uvicorn from the project's own
-  environment, open and with an API key: no failure. The API is the same code in every
-  FastAPI rendering; the core variant that serves it (sklearn) is the one generated anyway.
+  environment: over scikit-learn open and with an API key, over PyTorch open: no failure.
 - Bad data (inf, a single class, an empty or a binary file, duplicate rows) stops in `validate`
   naming the column and rows, without a traceback; a failed training leaves the previous model
   in the workspace (real `dvc repro`).
@@ -17,12 +16,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.ci_variants import ALL_PROVIDERS, GITLAB_ONLY
 from tests.harness.commands import run
 from tests.harness.render import clone
 from tests.harness.services import free_port, http_ok, service
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(ALL_PROVIDERS.id)]
+# Each test names the xdist group of its cached project (xdist would join a module-wide
+# group and a test's own into a third group, on any worker).
+pytestmark = pytest.mark.slow
 
 PACKAGE = "my_model"
 SCHEMATHESIS = Path(sys.executable).with_name("st")
@@ -37,17 +38,37 @@ def project(generated_projects) -> Path:
     return generated_projects(ALL_PROVIDERS)
 
 
-@pytest.mark.parametrize("api_key", [None, "key-for-the-fuzzer"], ids=["open", "api_key"])
-def test_schemathesis_finds_no_failure(project, tmp_path, api_key):
+def _fuzz(project_variant, api_key, max_examples):
+    group = pytest.mark.xdist_group(project_variant.id)  # the worker that holds that project
+    framework = project_variant.data["ml_framework"]
+    test_id = f"{framework}-{'api_key' if api_key else 'open'}"
+    return pytest.param(project_variant, api_key, max_examples, marks=group, id=test_id)
+
+
+# The open scikit-learn API in depth; with a key and over PyTorch (the cached GitLab project)
+# fewer examples: the request schema comes from the same contract and code.
+@pytest.mark.parametrize(
+    ("project_variant", "api_key", "max_examples"),
+    [
+        _fuzz(ALL_PROVIDERS, None, None),
+        _fuzz(ALL_PROVIDERS, "key-for-the-fuzzer", 25),
+        _fuzz(GITLAB_ONLY, None, 25),
+    ],
+)
+def test_schemathesis_finds_no_failure(
+    project_variant, api_key, max_examples, generated_projects, tmp_path
+):
+    project = generated_projects(project_variant)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = ["uv", "run", "--frozen", "uvicorn", f"{PACKAGE}.serve:app", "--port", str(port)]
     env = {"API_KEY": api_key} if api_key else {}
     with service(command, lambda: http_ok(f"{base}/health"), project, env, 120, tmp_path / "log"):
         fuzz = [str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--checks", "all"]
-        if api_key:  # with the key (the ignored_auth check also tries without it); fewer
-            # examples: the open run already covered the request schema in depth
-            fuzz += ["--header", f"X-API-Key: {api_key}", "--max-examples", "25"]
+        if api_key:  # every request with the key (the ignored_auth check also tries without)
+            fuzz += ["--header", f"X-API-Key: {api_key}"]
+        if max_examples:
+            fuzz += ["--max-examples", str(max_examples)]
         result = sh(*fuzz, cwd=tmp_path, check=False)
     summary = result.stdout[-6000:]
     assert result.returncode == 0, summary
@@ -67,6 +88,7 @@ def set_param(work: Path, section: str, name: str, value) -> None:
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.mark.xdist_group(ALL_PROVIDERS.id)
 def test_bad_data_stops_in_validate_and_failed_training_keeps_the_model(project, tmp_path):
     work = clone(project, tmp_path / "work")
     sh("uv", "run", "poe", "pull", cwd=work)

@@ -8,18 +8,16 @@ the data with its labels (or numbers for regression) and refuses a wrong categor
 type with a 422 naming the field; monitoring reports a shift of a categorical column as drift
 of that column.
 
-- sklearn, with the API (the cached all-providers FastAPI project): binary classification with
-  string labels, a string categorical column and missing values; multi-class with integer
-  labels and an integer-coded categorical column (`--category`); regression.
-- PyTorch (the cached GitLab project, which has no API): the binary string-label data set;
-  a row's prediction comes from the `predict` command, the same predict_frame the API calls.
+- scikit-learn (the cached all-providers project): binary classification with string labels, a
+  string categorical column and missing values; multi-class with integer labels and an
+  integer-coded categorical column (`--category`); regression.
+- PyTorch (the cached GitLab project): the binary string-label data set, the same checks.
 - The refusals (a missing, constant or all-null target; an empty or a binary file): exit code
   2, a message naming the column or the file, and nothing changed in the repository.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -194,33 +192,31 @@ def assert_drift_of_the_categorical_column(
     assert dataset.categorical in summary, summary
 
 
-@pytest.mark.xdist_group(ALL_PROVIDERS.id)
-@pytest.mark.parametrize("make", [datasets.churn, datasets.grades, datasets.prices])
-def test_own_data_with_sklearn_and_the_api(make, generated_projects, env, tmp_path):
+def _journey(project_variant, make):
+    group = pytest.mark.xdist_group(project_variant.id)  # the worker that holds that project
+    return pytest.param(
+        project_variant, make, marks=group, id=f"{make.__name__}-{project_variant.id}"
+    )
+
+
+# Each data set with scikit-learn (the cached all-providers project); the binary one with
+# PyTorch too (the cached GitLab project). Both serve the API with FastAPI.
+@pytest.mark.parametrize(
+    ("project_variant", "make"),
+    [
+        *(
+            _journey(ALL_PROVIDERS, make)
+            for make in (datasets.churn, datasets.grades, datasets.prices)
+        ),
+        _journey(GITLAB_ONLY, datasets.churn),
+    ],
+)
+def test_own_data_journey_and_the_api(project_variant, make, generated_projects, env, tmp_path):
     dataset = make()
-    project = clone(generated_projects(ALL_PROVIDERS), tmp_path / "my-model")
+    project = clone(generated_projects(project_variant), tmp_path / "my-model")
     walk_the_journey(project, dataset, env, tmp_path)
     assert_contract_describes(project, dataset)
     assert_api(project, dataset, tmp_path)
-    assert_drift_of_the_categorical_column(project, dataset, env, tmp_path)
-
-
-@pytest.mark.xdist_group(GITLAB_ONLY.id)
-def test_own_data_with_pytorch(generated_projects, env, tmp_path):
-    dataset = datasets.churn()
-    project = clone(generated_projects(GITLAB_ONLY), tmp_path / "my-model")
-    walk_the_journey(project, dataset, env, tmp_path)
-    assert_contract_describes(project, dataset)
-
-    rows = write_csv(tmp_path / "rows.csv", sample_rows(dataset))
-    predictions = tmp_path / "predictions.csv"
-    predict = ["python", "-m", PACKAGE, "predict", str(rows), "--out", str(predictions)]
-    run(["uv", "run", *predict], project, env)
-    with predictions.open(newline="") as file:
-        answers = list(csv.DictReader(file))
-    assert len(answers) == 2
-    assert_answers(dataset, [answer["prediction"] for answer in answers])  # strings, as read
-    assert all(0 <= float(answer["confidence"]) <= 1 for answer in answers)
     assert_drift_of_the_categorical_column(project, dataset, env, tmp_path)
 
 

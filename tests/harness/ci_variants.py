@@ -72,7 +72,11 @@ def _core(providers: list[str], **answers) -> Variant:
 ALL_PROVIDERS = _core(PROVIDERS, experiment_tracking="dvclive", serving="fastapi", use_docker=True)
 GITHUB_ONLY = _core(["github"], python_version="3.12")
 GITLAB_ONLY = _core(
-    ["gitlab"], ml_framework="pytorch", experiment_tracking="dvclive", python_version=PYTORCH_PYTHON
+    ["gitlab"],
+    ml_framework="pytorch",
+    experiment_tracking="dvclive",
+    serving="fastapi",  # the API over a PyTorch model (without Docker: no deployment)
+    python_version=PYTORCH_PYTHON,
 )
 JENKINS_ONLY = _core(
     ["jenkins"], dvc_remote="s3", dvc_remote_url="s3://bucket/project", experiment_tracking="mlflow"
