@@ -20,6 +20,7 @@ import pandas as pd
 from .config import PARAMS_FILE, RAW_DATA
 from .data import read_data
 from .schema import SCHEMA_FILE, Contract, infer_contract, validate, write_contract
+from .traffic import json_rows
 
 DVC_FILE = Path("dvc.yaml")
 # Present only in repositories that deploy (the deploy_target answer).
@@ -179,7 +180,7 @@ def smoke_request(df: pd.DataFrame, contract: Contract, package: str) -> dict:
     if not contract.classification:
         rows = pool.head(3)
         predicted = _predict(package, rows[contract.names])
-        return {"rows": _records(rows, contract), "expected_values": predicted}
+        return {"rows": json_rows(rows, contract), "expected_values": predicted}
     candidates = pool.groupby(contract.target, sort=False).head(CANDIDATES_PER_CLASS)
     candidates = candidates.assign(prediction=_predict(package, candidates[contract.names]))
     chosen = []
@@ -189,21 +190,9 @@ def smoke_request(df: pd.DataFrame, contract: Contract, package: str) -> dict:
         chosen.append((right if len(right) else of_label).iloc[0])
     rows = pd.DataFrame(chosen)
     return {
-        "rows": _records(rows, contract),
+        "rows": json_rows(rows, contract),
         "expected_labels": [_plain(v) for v in rows["prediction"]],
     }
-
-
-def _records(rows: pd.DataFrame, contract: Contract) -> list[dict]:
-    """The feature values of rows as JSON values; integer features as integers (3, not 3.0)."""
-    integers = {f.name for f in contract.features if f.type == "integer"}
-    return [
-        {
-            name: int(value) if name in integers and not pd.isna(value) else _plain(value)
-            for name, value in record.items()
-        }
-        for record in rows[contract.names].to_dict("records")
-    ]
 
 
 def _run(*command: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .schema import CONTRACT
+from .schema import CONTRACT, Contract
 
 _FILE_PREFIX = "predictions-"
 
@@ -94,11 +94,18 @@ def frame_of(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame.where(frame.notna(), np.nan)
 
 
-def json_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The inverse of frame_of: a frame's feature rows as JSON values (None where missing),
-    e.g. rows of the data to send to the API."""
-    features = frame[CONTRACT.names].astype(object)
-    return features.where(features.notna(), None).to_dict(orient="records")
+def json_rows(frame: pd.DataFrame, contract: Contract = CONTRACT) -> list[dict[str, Any]]:
+    """The inverse of frame_of: a frame's feature rows as JSON values (None where missing;
+    integer features as integers, 3 not 3.0, even in a column with gaps), e.g. rows of the
+    data to send to the API. adopt-data passes the contract it has just inferred."""
+    features = frame[contract.names].astype(object)
+    rows = features.where(features.notna(), None).to_dict(orient="records")
+    integers = [feature.name for feature in contract.features if feature.type == "integer"]
+    for row in rows:
+        for name in integers:
+            if row[name] is not None:
+                row[name] = int(row[name])
+    return rows
 
 
 def load_traffic(directory: Path) -> pd.DataFrame:
