@@ -60,7 +60,8 @@ def test_table_row_shows_choices_and_default():
             assert f"multiselect {spec['type']}" in row
         choices = spec.get("choices") or []
         for value in choices.values() if isinstance(choices, dict) else choices:
-            assert f"<code>{value}</code>" in row, f"{name}: choice {value!r} missing"
+            shown = str(value).lower() if isinstance(value, bool) else value  # as YAML writes it
+            assert f"<code>{shown}</code>" in row, f"{name}: choice {value!r} missing"
         default = spec.get("default")
         if isinstance(default, str) and "{{" in default:
             assert "derived: <code>" in row, f"{name}: Jinja default not shown as derived"

@@ -121,6 +121,10 @@ CORPUS: list[tuple[str, object, dict, str, str]] = [
     ("python_version", "3.9", {}, REFUSED, ""),
     ("license", "GPL-3.0", {}, REFUSED, ""),
     ("ci_providers", ["github", "circleci"], {}, REFUSED, ""),
+    # Yes/no questions take only yes/no (Copier would cast any text to true).
+    ("use_docker", "maybe", {}, REFUSED, "Invalid choice for 'use_docker'"),
+    ("use_docker", "[true]", {}, REFUSED, "Invalid choice for 'use_docker'"),
+    ("renovate", "sometimes", {}, REFUSED, "Invalid choice for 'renovate'"),
 ]
 
 
