@@ -180,6 +180,21 @@ def has_dvc_remote(config: Path = Path(".dvc") / "config") -> bool:
     )
 
 
+def dvc_step(parts: list[tuple[str, list[str]]]) -> tuple[str, list[str]]:
+    """One step for several DVC commands, as (description, command), stopping at the first that
+    fails: a single `uv run dvc ...`, or DVC's own CLI called in turn in one interpreter of the
+    project's environment, which imports DVC once instead of once per command."""
+    description = ", ".join(name for name, _ in parts)
+    commands = [arguments for _, arguments in parts]
+    if len(commands) == 1:
+        return description, ["uv", "run", "dvc", *commands[0]]
+    script = (
+        "import sys; from dvc.cli import main; "
+        f"sys.exit(next((code for code in map(main, {commands!r}) if code), 0))"
+    )
+    return description, ["uv", "run", "python", "-c", script]
+
+
 def plan(
     answers: dict,
     remote_url: str,
@@ -192,35 +207,25 @@ def plan(
     has a DVC remote already (nothing added, nothing pushed); keep_out: files never staged."""
     commit = ["git", *git_identity(answers), "commit", "--quiet", "--no-verify", "-m"]
     stage = ["git", "add", "--all", "--", ".", *(f":(exclude,literal){p}" for p in keep_out)]
+    dvc_setup = [] if has_dvc else [("dvc init", ["init", "--quiet"])]
+    dvc_setup.append(("dvc autostage", ["config", "core.autostage", "true"]))
+    if not keep_remote:
+        dvc_setup.append(("dvc remote", ["remote", "add", "--default", "storage", remote_url]))
+    first_run = [("first pipeline run", ["repro"])]
+    if answers["dvc_remote"] == "local" and not keep_remote:
+        first_run.append(("push data and models", ["push"]))
     steps = []
     if not has_git:
         steps.append(("git init", ["git", "init", "--quiet", "--initial-branch=main"]))
     steps += [
         ("lock dependencies", ["uv", "lock"]),
         ("install environment", ["uv", "sync"]),
-    ]
-    if not has_dvc:
-        steps.append(("dvc init", ["uv", "run", "dvc", "init", "--quiet"]))
-    steps += [
-        ("dvc autostage", ["uv", "run", "dvc", "config", "core.autostage", "true"]),
-    ]
-    if not keep_remote:
-        steps.append(
-            (
-                "dvc remote",
-                ["uv", "run", "dvc", "remote", "add", "--default", "storage", remote_url],
-            )
-        )
-    steps += [
+        dvc_step(dvc_setup),
         ("git hooks", ["uv", "run", "pre-commit", "install"]),
         # Commit the code first: the pipeline's trackers record the git revision they ran on.
         ("stage files", stage),
         ("first commit", [*commit, "Initial commit from the ML CI/CD template"]),
-        ("first pipeline run", ["uv", "run", "dvc", "repro"]),
-    ]
-    if answers["dvc_remote"] == "local" and not keep_remote:
-        steps.append(("push data and models", ["uv", "run", "dvc", "push"]))
-    steps += [
+        dvc_step(first_run),
         ("stage baseline", stage),
         ("baseline commit", [*commit, "Baseline pipeline run: dvc.lock and metrics"]),
     ]

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.harness.commands import run
 from tests.harness.readme import run_readme_commands
-from tests.harness.render import generate_project
+from tests.harness.render import REPO_ROOT, generate_project
+
+sys.path.insert(0, str(REPO_ROOT / "hooks"))
+import post_copy  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +43,25 @@ def test_copy_tasks_leave_a_committed_repository(project):
         f for f in tracked if f.startswith(("data/", "models/")) and not f.endswith(".gitignore")
     ], "data and models are DVC's, not git's"
     assert (project / ".git" / "hooks" / "pre-commit").is_file()
+    config = (project / ".dvc" / "config").read_text()
+    assert "autostage = true" in config and "remote = storage" in config
+
+
+def test_copy_time_dvc_step_stops_at_the_first_failing_command(project):
+    """The copy-time task runs several DVC commands in one process (one command to resume by
+    hand): a failing one ends it with DVC's exit code, and the next ones never run."""
+    description, command = post_copy.dvc_step(
+        [
+            ("read", ["config", "core.autostage"]),
+            ("fail", ["remote", "remove", "no-such-remote"]),
+            ("write", ["config", "--local", "core.checksum_jobs", "3"]),
+        ]
+    )
+    assert description == "read, fail, write"
+    result = sh(*command, cwd=project, check=False)
+    assert result.returncode == 251, result.stderr
+    assert result.stdout.strip() == "true"
+    assert not (project / ".dvc" / "config.local").exists()
 
 
 def test_poe_ci_is_green(project):

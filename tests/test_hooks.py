@@ -3,6 +3,7 @@ hooks/post_update.py: the data contract for a repository from an earlier release
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -59,16 +60,45 @@ def test_local_remote_lives_outside_the_repository(tmp_path):
 
 def test_plan_commits_code_before_the_first_pipeline_run():
     steps = [name for name, _ in post_copy.plan(ANSWERS, "/r", has_git=False, has_dvc=False)]
-    assert steps.index("git init") < steps.index("first commit") < steps.index("first pipeline run")
-    assert steps.index("first pipeline run") < steps.index("push data and models")
+    first_run = "first pipeline run, push data and models"
+    assert steps.index("git init") < steps.index("first commit") < steps.index(first_run)
     assert steps[-1] == "baseline commit"
+
+
+def test_plan_sets_up_and_runs_dvc_in_two_processes_with_every_command():
+    """DVC's import is paid once for init, autostage and remote, once for repro and push; the
+    command printed (and listed to resume by hand) is one shell command that runs them all."""
+    steps = dict(post_copy.plan(ANSWERS, "/r 'x'", has_git=False, has_dvc=False))
+    dvc_steps = {
+        name: command
+        for name, command in steps.items()
+        if command[0] == "uv" and "dvc" in shlex.join(command)
+    }
+    assert list(dvc_steps) == [
+        "dvc init, dvc autostage, dvc remote",
+        "first pipeline run, push data and models",
+    ]
+    setup, first_run = dvc_steps.values()
+    assert setup[:4] == ["uv", "run", "python", "-c"]
+    assert shlex.split(shlex.join(setup)) == setup
+    assert "main, [['init', '--quiet'], ['config', 'core.autostage', 'true'], " in setup[4]
+    assert "['remote', 'add', '--default', 'storage', \"/r 'x'\"]]" in setup[4]
+    assert "[['repro'], ['push']]" in first_run[4]
 
 
 def test_plan_skips_push_for_remotes_that_need_credentials():
     steps = post_copy.plan({**ANSWERS, "dvc_remote": "s3"}, "s3://b/p", has_git=True, has_dvc=True)
     names = [name for name, _ in steps]
-    assert "push data and models" not in names
-    assert "git init" not in names and "dvc init" not in names
+    assert "git init" not in names
+    assert "dvc autostage, dvc remote" in names
+    assert ("first pipeline run", ["uv", "run", "dvc", "repro"]) in steps
+
+
+def test_plan_keeps_the_repositorys_remote():
+    steps = post_copy.plan(ANSWERS, "/r", has_git=True, has_dvc=True, keep_remote=True)
+    assert ("dvc autostage", ["uv", "run", "dvc", "config", "core.autostage", "true"]) in steps
+    assert ("first pipeline run", ["uv", "run", "dvc", "repro"]) in steps
+    assert not [command for _, command in steps if {"push", "remote"} & set(command)]
 
 
 def test_update_writes_the_bundled_contract_only_into_a_repository_without_one(tmp_path):
