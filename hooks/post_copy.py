@@ -13,6 +13,7 @@ reviewed and committed like an update.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -188,9 +189,12 @@ def dvc_step(parts: list[tuple[str, list[str]]]) -> tuple[str, list[str]]:
     commands = [arguments for _, arguments in parts]
     if len(commands) == 1:
         return description, ["uv", "run", "dvc", *commands[0]]
+    # A JSON list of strings is a Python literal too, and in double quotes it reads plainly
+    # inside the shell's single quotes of the printed command.
+    listed = json.dumps(commands, ensure_ascii=False)
     script = (
         "import sys; from dvc.cli import main; "
-        f"sys.exit(next((code for code in map(main, {commands!r}) if code), 0))"
+        f"sys.exit(next((code for code in map(main, {listed}) if code), 0))"
     )
     return description, ["uv", "run", "python", "-c", script]
 

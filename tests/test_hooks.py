@@ -81,9 +81,9 @@ def test_plan_sets_up_and_runs_dvc_in_two_processes_with_every_command():
     setup, first_run = dvc_steps.values()
     assert setup[:4] == ["uv", "run", "python", "-c"]
     assert shlex.split(shlex.join(setup)) == setup
-    assert "main, [['init', '--quiet'], ['config', 'core.autostage', 'true'], " in setup[4]
-    assert "['remote', 'add', '--default', 'storage', \"/r 'x'\"]]" in setup[4]
-    assert "[['repro'], ['push']]" in first_run[4]
+    assert 'main, [["init", "--quiet"], ["config", "core.autostage", "true"], ' in setup[4]
+    assert '["remote", "add", "--default", "storage", "/r \'x\'"]]' in setup[4]
+    assert '[["repro"], ["push"]]' in first_run[4]
 
 
 def test_plan_skips_push_for_remotes_that_need_credentials():
@@ -128,6 +128,7 @@ def test_hooks_use_only_what_copier_ships():
         if line.startswith(("import ", "from ")) and "__future__" not in line
     }
     assert imports <= {
+        "json",
         "os",
         "re",
         "shlex",
