@@ -367,10 +367,9 @@ def test_cloud_remotes_are_configured_by_the_copy_hook(
     dvc = str(mf_project / ".venv" / "bin" / "dvc")
     sh("git", "init", "--quiet", cwd=project)
     steps = dict(post_copy.plan(answers, answers["dvc_remote_url"], True, False))
-    for step in ("dvc init", "dvc remote"):
-        command = steps[step]
-        assert command[:3] == ["uv", "run", "dvc"]
-        sh(dvc, *command[3:], cwd=project)
+    command = steps["dvc init, dvc autostage, dvc remote"]
+    assert command[:3] == ["uv", "run", "python"]
+    sh(str(mf_project / ".venv" / "bin" / "python"), *command[3:], cwd=project)
     listed = sh(dvc, "remote", "list", cwd=project).stdout.split()
     assert listed == ["storage", url, "(default)"] or listed[:2] == ["storage", url]
     assert "remote = storage" in (project / ".dvc" / "config").read_text()
