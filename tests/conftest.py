@@ -21,7 +21,7 @@ import pytest
 from tests.harness import render, services
 from tests.harness.ci_run import rows_of, write_summary
 from tests.harness.matrix import variants
-from tests.harness.session import RenderStats, shard_slice
+from tests.harness.session import RenderStats, WorkerLoad, shard_slice
 
 # Before Copier is imported anywhere (see prepare_environment).
 render.prepare_environment()
@@ -81,9 +81,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 _RENDER_STATS = RenderStats()
 _CI_RUNS: list[dict[str, str]] = []  # rows recorded by harness.ci_run.record_and_assert
+_WORKER_LOAD = WorkerLoad()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    worker = getattr(report, "node", None)  # set by xdist on the controller
+    _WORKER_LOAD.add(worker.gateway.id if worker else "main", report.nodeid, report.duration)
     if report.when == "call" and "test_variant_renders_cleanly" in report.nodeid:
         _RENDER_STATS.add(report.duration)
     if report.when == "call":
@@ -96,6 +99,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
         write_summary(terminalreporter.write_line, _CI_RUNS)
     if _RENDER_STATS.count:
         terminalreporter.write_line(_RENDER_STATS.line())
+    terminalreporter.section("load per worker")
+    for line in _WORKER_LOAD.lines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,11 @@
-"""Session-wide plumbing the pytest hooks in conftest.py call: sharding and render statistics."""
+"""Session-wide plumbing the pytest hooks in conftest.py call: sharding, render statistics and
+the load of each xdist worker (to budget the suite: which groups keep a worker busy, and when
+each worker finished)."""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from typing import TypeVar
 
 Item = TypeVar("Item")
@@ -36,3 +39,30 @@ class RenderStats:
             f"{self.seconds:.0f} s of test time "
             f"({time.monotonic() - self.started:.0f} s since the session started)"
         )
+
+
+class WorkerLoad:
+    """Test time per xdist worker and per xdist group, from the reports the controller gets."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.busy: dict[str, float] = defaultdict(float)
+        self.last: dict[str, float] = {}
+        self.groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+
+    def add(self, worker: str, nodeid: str, duration: float) -> None:
+        group = nodeid.rpartition("@")[2] if "@" in nodeid else "(ungrouped)"
+        self.busy[worker] += duration
+        self.groups[worker][group] += duration
+        self.last[worker] = time.monotonic() - self.started
+
+    def lines(self, largest: int = 4) -> list[str]:
+        lines = []
+        for worker in sorted(self.busy):
+            groups = sorted(self.groups[worker].items(), key=lambda item: -item[1])[:largest]
+            listed = ", ".join(f"{group} {seconds:.0f} s" for group, seconds in groups)
+            lines.append(
+                f"{worker}: {self.busy[worker]:.0f} s of tests, last result at "
+                f"{self.last[worker]:.0f} s; largest groups: {listed}"
+            )
+        return lines
