@@ -2,7 +2,7 @@
 
 - `template_src`: a plain (non-git) copy of the template, so renders read the working tree
   directly instead of Copier cloning the repository for each of hundreds of renders.
-- The render matrix is a 3-wise covering set of the structural questions; `--full-matrix`
+- The render matrix is a pairwise covering set of the structural questions; `--full-matrix`
   renders their full product, `--exhaustive` the full product of every question; `--all-pairs`
   runs the generated pipelines for the whole pairwise covering set; `--shard i/n` runs one
   slice of the suite, so CI can spread it over a runner matrix.
@@ -37,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--full-matrix",
         action="store_true",
-        help="render the full product of the structural questions, not only a 3-wise covering "
+        help="render the full product of the structural questions, not only a pairwise covering "
         "set of them (the template's own sharded CI)",
     )
     group.addoption(

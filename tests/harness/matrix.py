@@ -1,12 +1,12 @@
 """The render matrix, derived from copier.yml so it cannot drift from the questions.
 
 Structural questions (those with choices, or booleans, that change which files are generated)
-are combined so that every three values of any three of them meet in at least one render (a
-3-wise covering set, about a sixth of the full product); `--full-matrix` combines them in full
-(the template's own sharded CI does). A multiselect contributes every non-empty subset of its
-choices. Value-only questions only substitute text, so their values are cycled across the
-renders to make every value appear without multiplying the matrix; `--exhaustive` combines them
-too.
+are combined so that every two values of any two of them meet in at least one render (a
+pairwise covering set, about a thirtieth of the full product: the suite's budget);
+`--full-matrix` combines them in full (the template's own sharded CI does). A multiselect
+contributes every non-empty subset of its choices. Value-only questions only substitute text,
+so their values are cycled across the renders to make every value appear without multiplying
+the matrix; `--exhaustive` combines them too.
 A question whose `when` is false for a combination is not asked, so it is left out of that
 variant (Copier uses its default) and the combinations that differ only in it collapse.
 """
@@ -124,21 +124,23 @@ def _asked_answers(names: list[str], combos) -> list[dict[str, Any]]:
     return result
 
 
-def _triples(answers: dict[str, Any]) -> set:
-    return set(itertools.combinations(((k, _freeze(v)) for k, v in answers.items()), 3))
+def answer_pairs(answers: dict[str, Any]) -> set:
+    """Every two answers of one render, as ((question, value), (question, value))."""
+    return set(itertools.combinations(((k, _freeze(v)) for k, v in answers.items()), 2))
 
 
 def _covering(names: list[str]) -> list[dict[str, Any]]:
-    """Every three answers that render together in the full product, together at least once:
-    covertable's greedy 3-wise covering array (deterministic), then, because a question that is
-    not asked drops out of a render, a variant of the full product for each triple still missing."""
+    """Every two answers that render together in the full product, together at least once:
+    covertable's greedy pairwise covering array (deterministic), then, because a question that
+    is not asked drops out of a render, a variant of the full product for each pair still
+    missing."""
     spaces = [answer_space(name) for name in names]
-    chosen = _asked_answers(names, (tuple(row) for row in covering_array(spaces, strength=3)))
-    covered = set().union(*map(_triples, chosen))
+    chosen = _asked_answers(names, (tuple(row) for row in covering_array(spaces, strength=2)))
+    covered = set().union(*map(answer_pairs, chosen))
     for answers in _asked_answers(names, itertools.product(*spaces)):
-        if not _triples(answers) <= covered:
+        if not answer_pairs(answers) <= covered:
             chosen.append(answers)
-            covered |= _triples(answers)
+            covered |= answer_pairs(answers)
     return chosen
 
 
