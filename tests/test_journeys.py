@@ -295,7 +295,7 @@ def test_renaming_is_refused_by_update_and_done_as_the_docs_say(released_project
 def test_a_teammate_clones_and_runs_the_readme_setup(generated_projects, tmp_path, user_env):
     """Journey 6: `git clone` of a generated repository, the README's set-up command (read from
     the README), then `uv run poe ci` green, with the data and models pulled, not recomputed."""
-    origin = generated_projects(ALL_PROVIDERS)
+    origin, user_env = generated_projects(ALL_PROVIDERS), with_uv_on_path(user_env)
     user_shell(f"git clone --quiet {origin.as_uri()} teammate", tmp_path, user_env)
     teammate = tmp_path / "teammate"
     setup = fenced_block(teammate / "README.md", "## Set up a clone")
