@@ -51,7 +51,9 @@ class WorkerLoad:
         self.groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
 
     def add(self, worker: str, nodeid: str, duration: float) -> None:
-        group = nodeid.rpartition("@")[2] if "@" in nodeid else "(ungrouped)"
+        # xdist appends "@group"; an "@" inside a parameter id ("[a@b]") is not one.
+        _, at, suffix = nodeid.rpartition("@")
+        group = suffix if at and "]" not in suffix else "(ungrouped)"
         self.busy[worker] += duration
         self.groups[worker][group] += duration
         self.last[worker] = time.monotonic() - self.started
