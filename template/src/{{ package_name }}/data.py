@@ -1,6 +1,6 @@
 """Raw data, loading with validation, and the train/test split."""
 
-import re
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -8,17 +8,29 @@ import pandas as pd
 from .reference import write_reference
 from .schema import CONTRACT, FEATURES, TARGET, DataValidationError, validate
 
+# scikit-learn's wine data (sklearn/datasets/data/wine_data.csv): its columns, as load_wine
+# names them with "/" made "_", then the class.
+WINE_COLUMNS = [
+    "alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "total_phenols",
+    "flavanoids", "nonflavanoid_phenols", "proanthocyanins", "color_intensity", "hue",
+    "od280_od315_of_diluted_wines", "proline", TARGET,
+]  # fmt: skip
+
 
 def make_sample(out: Path, n_rows: int | None = None, seed: int = 42) -> pd.DataFrame:
     """Write the bundled sample data set (scikit-learn's wine data, shipped inside the package).
 
     Deterministic and offline, so any machine, CI runners included, rebuilds the same bytes.
+    The file is read as load_wine reads it (every feature a float), but without importing
+    scikit-learn: the data stage then takes half the time.
     """
-    from sklearn.datasets import load_wine
-
-    bunch = load_wine(as_frame=True)
-    df = bunch.data.rename(columns=lambda c: re.sub(r"[^a-z0-9]+", "_", c.lower()).strip("_"))
-    df[TARGET] = bunch.target.astype("int64")
+    sklearn_dir = Path(importlib.util.find_spec("sklearn").submodule_search_locations[0])
+    df = pd.read_csv(
+        sklearn_dir / "datasets" / "data" / "wine_data.csv",
+        skiprows=1,  # "178,13,class_0,class_1,class_2": rows, features, class names
+        names=WINE_COLUMNS,
+        dtype={name: "float64" for name in WINE_COLUMNS[:-1]} | {TARGET: "int64"},
+    )
     df = df[[*FEATURES, TARGET]]
     if n_rows is not None:
         df = df.sample(n=n_rows, random_state=seed).sort_index().reset_index(drop=True)
