@@ -71,6 +71,29 @@ def test_poe_ci_is_green(project):
     assert "| accuracy |" in (project / "reports" / "ci-report.md").read_text()
 
 
+def test_bundled_sample_is_scikit_learns_wine_data(project, tmp_path):
+    """make_sample reads scikit-learn's wine CSV itself so that the data stage need not import
+    scikit-learn: it must give what load_wine gives, columns named as schema.yaml names them,
+    and the pipeline's data file must be those rows written as pandas writes them."""
+    check = f"""
+import re, pandas as pd
+from sklearn.datasets import load_wine
+from my_model.data import make_sample
+from my_model.schema import FEATURES, TARGET
+wine = load_wine(as_frame=True)
+expected = wine.data.rename(columns=lambda c: re.sub("[^a-z0-9]+", "_", c.lower()).strip("_"))
+expected[TARGET] = wine.target.astype("int64")
+expected = expected[[*FEATURES, TARGET]]
+pd.testing.assert_frame_equal(make_sample("{tmp_path}/all.csv"), expected, check_exact=True)
+part = expected.sample(n=50, random_state=7).sort_index().reset_index(drop=True)
+pd.testing.assert_frame_equal(make_sample("{tmp_path}/part.csv", 50, 7), part, check_exact=True)
+expected.to_csv("{tmp_path}/expected.csv", index=False)
+"""
+    sh("uv", "run", "python", "-c", check, cwd=project)
+    data = (project / "data" / "raw" / "dataset.csv").read_bytes()
+    assert data == (tmp_path / "expected.csv").read_bytes()
+
+
 # Journey 8: the default README's shell commands that are not run here, and why.
 README_NOT_RUN = {
     "uv run poe deploy staging": "needs a real staging host and registry (DEPLOY_HOST, ...); "
