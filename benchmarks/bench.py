@@ -89,13 +89,14 @@ def run(step: str, command: list[str], cwd: Path, env: dict[str, str]) -> tuple[
 
 
 def ci_tasks(project: Path) -> list[str]:
-    """The tasks `poe ci` runs, nested sequences (pipeline) expanded, from the project's own
-    pyproject.toml."""
+    """The tasks `poe ci` runs, its sequences and parallel groups (named or inline) expanded,
+    from the project's own pyproject.toml."""
     tasks = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["poe"]["tasks"]
 
-    def expand(name: str) -> list[str]:
-        sequence = tasks[name].get("sequence") if isinstance(tasks[name], dict) else None
-        return [step for item in sequence for step in expand(item)] if sequence else [name]
+    def expand(item: str | dict) -> list[str]:
+        spec = tasks[item] if isinstance(item, str) else item
+        steps = (spec.get("sequence") or spec.get("parallel")) if isinstance(spec, dict) else None
+        return [name for step in steps for name in expand(step)] if steps else [item]
 
     return expand("ci")
 
