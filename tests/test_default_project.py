@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.commands import run
+from tests.harness.imports import API_START, HELP, imported
 from tests.harness.readme import run_readme_commands
 from tests.harness.render import REPO_ROOT, generate_project
 
@@ -92,6 +93,13 @@ expected.to_csv("{tmp_path}/expected.csv", index=False)
     sh("uv", "run", "python", "-c", check, cwd=project)
     data = (project / "data" / "raw" / "dataset.csv").read_bytes()
     assert data == (tmp_path / "expected.csv").read_bytes()
+
+
+def test_help_and_the_api_start_import_only_what_they_use(project):
+    assert imported(project, HELP, "my_model") == set()
+    api = imported(project, API_START, "my_model")
+    assert {"fastapi", "sklearn"} <= api, api  # the model is scikit-learn's
+    assert not api & {"dvc", "dvclive", "mlflow", "torch"}, api
 
 
 # Journey 8: the default README's shell commands that are not run here, and why.

@@ -25,6 +25,7 @@ import yaml
 
 from tests.harness.ci_variants import GITLAB_ONLY, JENKINS_ONLY
 from tests.harness.commands import run
+from tests.harness.imports import API_START, HELP, imported
 from tests.harness.readme import run_readme_commands
 from tests.harness.render import REPO_ROOT, clone, render
 from tests.harness.services import free_port, http_ok, port_open, service
@@ -91,6 +92,16 @@ def test_every_readme_shell_command_runs_with_pytorch(pt_project):
     """Journey 8 in a variant whose README differs (PyTorch, no deployment): all its shell
     commands run here."""
     run_readme_commands(pt_project, {}, {**os.environ, **QUIET})
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(PYTORCH.id)
+def test_pytorch_help_and_api_start_leave_training_unimported(pt_project):
+    """Serving loads the network without torch.optim, so without torch._dynamo (the compiler
+    stack, slower to import than torch itself), DVC or the tracker."""
+    assert imported(pt_project, HELP, PACKAGE) == set()
+    api = imported(pt_project, API_START, PACKAGE)
+    assert "torch" in api and not api & {"torch._dynamo", "dvc", "dvclive", "mlflow"}, api
 
 
 REPRO_CHECK = f"""
