@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO_ROOT / "hooks"))
 import post_copy  # noqa: E402
 
 pytestmark = pytest.mark.slow
+PACKAGE = "my_model"  # the default answers' package
 
 
 def sh(*command: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -79,8 +80,8 @@ def test_bundled_sample_is_scikit_learns_wine_data(project, tmp_path):
     check = f"""
 import re, pandas as pd
 from sklearn.datasets import load_wine
-from my_model.data import make_sample
-from my_model.schema import FEATURES, TARGET
+from {PACKAGE}.data import make_sample
+from {PACKAGE}.schema import FEATURES, TARGET
 wine = load_wine(as_frame=True)
 expected = wine.data.rename(columns=lambda c: re.sub("[^a-z0-9]+", "_", c.lower()).strip("_"))
 expected[TARGET] = wine.target.astype("int64")
@@ -96,8 +97,8 @@ expected.to_csv("{tmp_path}/expected.csv", index=False)
 
 
 def test_help_and_the_api_start_import_only_what_they_use(project):
-    assert imported(project, HELP, "my_model") == set()
-    api = imported(project, API_START, "my_model")
+    assert imported(project, HELP, PACKAGE) == set()
+    api = imported(project, API_START, PACKAGE)
     assert {"fastapi", "sklearn"} <= api, api  # the model is scikit-learn's
     assert not api & {"dvc", "dvclive", "mlflow", "torch"}, api
 

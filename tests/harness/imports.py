@@ -7,7 +7,6 @@ torch.optim optimizer imports): only the commands that use them import them.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.harness.commands import run
@@ -40,6 +39,6 @@ def imported(project: Path, statement: str, package: str) -> set[str]:
         f"print({MARK!r}, *(m for m in {WATCHED!r} if m in sys.modules))\n"
     )
     python = project / ".venv" / "bin" / "python"
-    output = run([str(python), "-c", probe], project, {**os.environ}).stdout
+    output = run([str(python), "-c", probe], project).stdout
     (line,) = [line for line in output.splitlines() if line.startswith(MARK)]
     return set(line.removeprefix(MARK).split())
