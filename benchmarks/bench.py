@@ -1,6 +1,7 @@
 """Time a generated project as multiples of its import floor F (copy to green, warm poe ci).
 
-Figures: copy to green, a warm `poe ci`, a no-op `poe pipeline`, and each task of `poe ci`.
+Figures: copy to green, a warm `poe ci`, a no-op `poe pipeline`, each task of `poe ci` and
+each stage of the pipeline, and from those the lower bounds of the goals' figures.
 
     uv run python benchmarks/bench.py [--runs N] [--framework pytorch] [--no-warmup]
     uv run python benchmarks/bench.py --serve-load [--requests N --concurrency C ...]
@@ -11,7 +12,8 @@ Each run renders the defaults (or the pytorch variant) into a fresh temporary di
 (in-process Copier, tasks skipped), runs hooks/post_copy.py there, then the first
 `uv run poe ci`. In the finished project it measures the floor F: one interpreter of the
 project's environment importing the framework (min of two), then a warm `poe ci` with nothing
-changed, a no-op `poe pipeline`, and every task of `poe ci` one by one. Every figure is printed
+changed, a no-op `poe pipeline`, every task of `poe ci` one by one, then every stage's command
+as dvc.lock resolved it (last: the stages rewrite their outputs). Every figure is printed
 in seconds and as a multiple of F, with the 1-minute load average: other work on the machine
 slows everything, the ratio much less. DVC's local remote goes to a temporary
 DVC_LOCAL_REMOTE_ROOT, never the home directory. Figures are printed, never asserted.
@@ -33,6 +35,7 @@ import traceback
 from pathlib import Path
 
 import copier
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the tests' harness holds the template-copy helpers
@@ -135,6 +138,11 @@ def one_run(src: Path, work: Path, framework: str, env: dict[str, str]) -> dict[
         print("bench: warning: poe pipeline was not a no-op")
     for task in ci_tasks(dst):
         timed(f"task:{task}", ["uv", "run", "poe", task])
+    # last, as they rewrite the pipeline's outputs: each stage's command as dvc.lock resolved
+    # it, in the project's environment, as `dvc repro` starts it
+    env["PATH"] = f"{dst / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    for stage, entry in yaml.safe_load((dst / "dvc.lock").read_text())["stages"].items():
+        timed(f"stage:{stage}", ["sh", "-c", entry["cmd"]])
     return times
 
 
@@ -150,6 +158,37 @@ def print_table(title: str, rows: list[tuple[str, str]], runs: list[dict]) -> No
             f"{label:<{width}}  {wall:>7.2f}s  {wall / floor_wall:>6.2f}  "
             f"{cpu:>7.2f}s  {cpu / floor_cpu:>6.2f}"
         )
+
+
+def print_bounds(runs: list[dict]) -> None:
+    """How fast the goals' figures could be with the checks and stages as they are, in CPU
+    seconds as multiples of the floor's: warm `poe ci` is no faster than its longest task on
+    its own (each task is one process) nor than all its tasks' CPU spread over the cores; copy
+    to green is no faster than the pipeline's stages (`dvc repro` starts each as a process of
+    its own, one after another) followed by the test session."""
+    floor = statistics.median(r["floor"][1] for r in runs)
+
+    def multiples(prefix: str) -> dict[str, float]:
+        return {
+            key.removeprefix(prefix): statistics.median(r[key][1] for r in runs) / floor
+            for key in runs[0]
+            if key.startswith(prefix)
+        }
+
+    tasks, stages = multiples("task:"), multiples("stage:")
+    longest = max(tasks, key=tasks.get)
+    cores = os.cpu_count() or 1
+    print("\nLower bounds with the checks and stages as they are (CPU, x F):")
+    print(f"  warm poe ci: its longest task on its own, poe {longest}: {tasks[longest]:.2f} F")
+    print(
+        f"  warm poe ci: all its tasks' CPU spread over {cores} cores: "
+        f"{sum(tasks.values()) / cores:.2f} F"
+    )
+    print(
+        f"  copy to green: the stages one after another ({sum(stages.values()):.2f} F: "
+        + ", ".join(f"{stage} {value:.2f}" for stage, value in stages.items())
+        + f") then poe test on its own: {sum(stages.values()) + tasks['test']:.2f} F"
+    )
 
 
 def main() -> int:
@@ -211,6 +250,12 @@ def main() -> int:
         [(f"task:{task}", f"poe {task}") for task in tasks],
         runs,
     )
+    stages = [key.removeprefix("stage:") for key in runs[0] if key.startswith("stage:")]
+    print_table(
+        "the pipeline, stage by stage (each command from dvc.lock on its own)",
+        [(f"stage:{stage}", stage) for stage in stages],
+        runs,
+    )
     print("\nGoals (issue 15), median as a multiple of F (wall; CPU):")
     for key, goal in GOALS.items():
         wall, cpu = (
@@ -220,6 +265,7 @@ def main() -> int:
         )
         verdict = "met" if wall <= goal else "not met"
         print(f"  {dict(ROWS)[key]}: {wall:.2f} F; {cpu:.2f} F (goal <= {goal} F: {verdict})")
+    print_bounds(runs)
     return 0
 
 
