@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from tests.harness.readme import run_readme_commands
 from tests.harness.render import REPO_ROOT, generate_project
 
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+import bench  # noqa: E402
 import post_copy  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -71,6 +74,21 @@ def test_poe_ci_is_green(project):
     assert "quality gate: passed" in result.stdout
     assert (project / "reports" / "junit.xml").is_file()
     assert "| accuracy |" in (project / "reports" / "ci-report.md").read_text()
+
+
+def test_benchmark_times_every_command_poe_ci_runs(project):
+    """benchmarks/bench.py times `poe ci` task by task from its own reading of pyproject.toml:
+    those tasks' commands must be the ones poe itself would run for `ci` (its dry run)."""
+    tasks = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["poe"]["tasks"]
+    timed = [tasks[task]["cmd"] for task in bench.ci_tasks(project)]
+    dry_run = sh("uv", "run", "poe", "--dry-run", "ci", cwd=project)
+    prefix = "Poe => "
+    would_run = [
+        line.removeprefix(prefix)
+        for line in (dry_run.stdout + dry_run.stderr).splitlines()
+        if line.startswith(prefix)
+    ]
+    assert would_run and sorted(timed) == sorted(would_run)
 
 
 def test_bundled_sample_is_scikit_learns_wine_data(project, tmp_path):
