@@ -160,6 +160,11 @@ def print_table(title: str, rows: list[tuple[str, str]], runs: list[dict]) -> No
         )
 
 
+def named(runs: list[dict], prefix: str) -> list[str]:
+    """The names of the figures recorded as prefix + name ("task:test", "stage:train")."""
+    return [key.removeprefix(prefix) for key in runs[0] if key.startswith(prefix)]
+
+
 def print_bounds(runs: list[dict]) -> None:
     """How fast the goals' figures could be with the checks and stages as they are, in CPU
     seconds as multiples of the floor's: warm `poe ci` is no faster than its longest task on
@@ -170,9 +175,8 @@ def print_bounds(runs: list[dict]) -> None:
 
     def multiples(prefix: str) -> dict[str, float]:
         return {
-            key.removeprefix(prefix): statistics.median(r[key][1] for r in runs) / floor
-            for key in runs[0]
-            if key.startswith(prefix)
+            name: statistics.median(r[prefix + name][1] for r in runs) / floor
+            for name in named(runs, prefix)
         }
 
     tasks, stages = multiples("task:"), multiples("stage:")
@@ -244,16 +248,14 @@ def main() -> int:
         "(other work on the machine inflates every figure; the ratio to F much less)"
     )
     print_table("Figures (median of the timed runs)", ROWS, runs)
-    tasks = [key.removeprefix("task:") for key in runs[0] if key.startswith("task:")]
     print_table(
         "poe ci, task by task (each `uv run poe TASK` on its own, nothing changed)",
-        [(f"task:{task}", f"poe {task}") for task in tasks],
+        [(f"task:{task}", f"poe {task}") for task in named(runs, "task:")],
         runs,
     )
-    stages = [key.removeprefix("stage:") for key in runs[0] if key.startswith("stage:")]
     print_table(
         "the pipeline, stage by stage (each command from dvc.lock on its own)",
-        [(f"stage:{stage}", stage) for stage in stages],
+        [(f"stage:{stage}", stage) for stage in named(runs, "stage:")],
         runs,
     )
     print("\nGoals (issue 15), median as a multiple of F (wall; CPU):")
