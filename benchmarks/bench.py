@@ -146,14 +146,19 @@ def one_run(src: Path, work: Path, framework: str, env: dict[str, str]) -> dict[
     return times
 
 
+def median(runs: list[dict], key: str) -> tuple[float, float]:
+    """A figure's median (wall seconds, CPU seconds) over the timed runs."""
+    return tuple(statistics.median(r[key][i] for r in runs) for i in (0, 1))
+
+
 def print_table(title: str, rows: list[tuple[str, str]], runs: list[dict]) -> None:
     """Median wall and CPU seconds of each row, and each as a multiple of the floor's."""
-    floor_wall, floor_cpu = (statistics.median(r["floor"][i] for r in runs) for i in (0, 1))
+    floor_wall, floor_cpu = median(runs, "floor")
     width = max(len(label) for _, label in rows)
     print(f"\n{title}")
     print(f"{'':<{width}}  {'wall':>8}  {'x F':>6}  {'CPU':>8}  {'x F':>6}")
     for key, label in rows:
-        wall, cpu = (statistics.median(r[key][i] for r in runs) for i in (0, 1))
+        wall, cpu = median(runs, key)
         print(
             f"{label:<{width}}  {wall:>7.2f}s  {wall / floor_wall:>6.2f}  "
             f"{cpu:>7.2f}s  {cpu / floor_cpu:>6.2f}"
@@ -171,13 +176,10 @@ def print_bounds(runs: list[dict]) -> None:
     its own (each task is one process) nor than all its tasks' CPU spread over the cores; copy
     to green is no faster than the pipeline's stages (`dvc repro` starts each as a process of
     its own, one after another) followed by the test session."""
-    floor = statistics.median(r["floor"][1] for r in runs)
+    floor = median(runs, "floor")[1]
 
     def multiples(prefix: str) -> dict[str, float]:
-        return {
-            name: statistics.median(r[prefix + name][1] for r in runs) / floor
-            for name in named(runs, prefix)
-        }
+        return {name: median(runs, prefix + name)[1] / floor for name in named(runs, prefix)}
 
     tasks, stages = multiples("task:"), multiples("stage:")
     longest = max(tasks, key=tasks.get)
@@ -259,12 +261,10 @@ def main() -> int:
         runs,
     )
     print("\nGoals (issue 15), median as a multiple of F (wall; CPU):")
+    floor_wall, floor_cpu = median(runs, "floor")
     for key, goal in GOALS.items():
-        wall, cpu = (
-            statistics.median(r[key][i] for r in runs)
-            / statistics.median(r["floor"][i] for r in runs)
-            for i in (0, 1)
-        )
+        wall, cpu = median(runs, key)
+        wall, cpu = wall / floor_wall, cpu / floor_cpu
         verdict = "met" if wall <= goal else "not met"
         print(f"  {dict(ROWS)[key]}: {wall:.2f} F; {cpu:.2f} F (goal <= {goal} F: {verdict})")
     print_bounds(runs)
