@@ -163,7 +163,7 @@ def run_load(args: argparse.Namespace) -> int:
         base = f"http://127.0.0.1:{port}"
         server_log = (work / "server.log").open("wb")
         server = subprocess.Popen(
-            ["uv", "run", "--frozen", "uvicorn", f"{package}.serve:app",
+            ["uv", "run", "--frozen", "uvicorn", f"{package}.mlops.serve:app",
              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=project, env=env, stdout=server_log, stderr=subprocess.STDOUT,
         )  # fmt: skip

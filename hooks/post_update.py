@@ -7,7 +7,9 @@ without a version, stage "after"), before the team reviews and commits:
   new python_version is looked for where the copy-time task looks (pyenv, uv, the system);
 - a changed dvc_remote / dvc_remote_url answer becomes the default DVC remote in .dvc/config;
 - a repository from a release before the data contract gets the bundled schema.yaml (team-owned,
-  so the update itself does not write it), with a note on adapting it to the team's data.
+  so the update itself does not write it), with a note on adapting it to the team's data;
+- a repository from a release before the mlops/ layout gets its own modules' imports of the
+  template's code pointed at their new place (mlops_layout.py), then sorted by ruff.
 A failure does not undo the update: it says what to run by hand.
 """
 
@@ -18,9 +20,11 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
+from mlops_layout import migrate
 from post_copy import find_python, local_remote_dir
 
 ANSWERS = ".copier-answers.yml"
@@ -39,9 +43,14 @@ def previous_answers() -> dict:
     return yaml.safe_load(shown.stdout) or {}
 
 
-def steps(answers: dict, previous: dict) -> list[tuple[str, list[str]]]:
+def steps(
+    answers: dict, previous: dict, rewritten: Sequence[Path] = ()
+) -> list[tuple[str, list[str]]]:
     """The commands this update needs, as (description, command)."""
     result = [("lock dependencies", ["uv", "lock"]), ("install environment", ["uv", "sync"])]
+    if rewritten:
+        ruff = ["uv", "run", "ruff", "check", "--select", "I", "--fix", "--quiet"]
+        result.append(("sort the rewritten imports", [*ruff, *map(str, rewritten)]))
     if any(answers.get(name) != previous.get(name) for name in REMOTE_ANSWERS):
         url = (
             str(local_remote_dir(answers["project_slug"]))
@@ -74,12 +83,19 @@ def main() -> int:
             '(its format: "Your own data" in the README of a new copy of the template).',
             flush=True,
         )
+    rewritten = migrate(Path("."), answers["package_name"])
+    for path in rewritten:
+        print(
+            f"[post-update] {path}: imports of the template's code now name "
+            f"src/{answers['package_name']}/mlops/ (api.py where it offers the names)",
+            flush=True,
+        )
     # uv does not look where pyenv keeps interpreters: hand it the one the copy would use.
     python = find_python(answers["python_version"])
     if python:
         os.environ["UV_PYTHON"] = python
     failed = []
-    for description, command in steps(answers, previous_answers()):
+    for description, command in steps(answers, previous_answers(), rewritten):
         print(f"[post-update] {description}: {shlex.join(command)}", flush=True)
         if subprocess.run(command).returncode != 0:
             failed.append(shlex.join(command))

@@ -61,7 +61,15 @@ def test_schemathesis_finds_no_failure(
     project = generated_projects(project_variant)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = ["uv", "run", "--frozen", "uvicorn", f"{PACKAGE}.serve:app", "--port", str(port)]
+    command = [
+        "uv",
+        "run",
+        "--frozen",
+        "uvicorn",
+        f"{PACKAGE}.mlops.serve:app",
+        "--port",
+        str(port),
+    ]
     env = {"API_KEY": api_key} if api_key else {}
     with service(command, lambda: http_ok(f"{base}/health"), project, env, 120, tmp_path / "log"):
         fuzz = [str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--checks", "all"]

@@ -97,7 +97,7 @@ def test_good_non_default_answers_render(template_src, tmp_path):
             "author_email": "team@corp.example",
         },
     )
-    assert (dst / "src" / "churn_model" / "cli.py").is_file()
+    assert (dst / "src" / "churn_model" / "mlops" / "cli.py").is_file()
 
 
 def test_copier_api_is_the_one_tests_use():

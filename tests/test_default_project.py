@@ -76,6 +76,24 @@ def test_poe_ci_is_green(project):
     assert "| accuracy |" in (project / "reports" / "ci-report.md").read_text()
 
 
+def test_team_code_that_imports_the_template_internals_fails_lint(project):
+    """The team's modules import the template's code only through mlops/api.py: importing
+    one of the modules beside it fails `poe lint` (and so `poe ci`), naming the import."""
+    data = project / "src" / PACKAGE / "data.py"
+    original = data.read_bytes()
+    try:
+        data.write_bytes(original + b"\nfrom .mlops.schema import load_contract  # noqa: E402\n")
+        result = sh("uv", "run", "poe", "lint", cwd=project, check=False)
+        assert result.returncode != 0
+        assert "Your code imports the template's code only through my_model.mlops.api BROKEN" in (
+            result.stdout
+        )
+        assert "my_model.data -> my_model.mlops.schema" in result.stdout
+    finally:
+        data.write_bytes(original)
+    assert sh("uv", "run", "poe", "lint", cwd=project).returncode == 0
+
+
 def test_benchmark_times_every_command_poe_ci_runs(project):
     """benchmarks/bench.py times `poe ci` task by task from its own reading of pyproject.toml:
     those tasks' commands must be the ones poe itself would run for `ci` (its dry run)."""
@@ -99,7 +117,7 @@ def test_bundled_sample_is_scikit_learns_wine_data(project, tmp_path):
 import re, pandas as pd
 from sklearn.datasets import load_wine
 from {PACKAGE}.data import make_sample
-from {PACKAGE}.schema import FEATURES, TARGET
+from {PACKAGE}.mlops.api import FEATURES, TARGET
 wine = load_wine(as_frame=True)
 expected = wine.data.rename(columns=lambda c: re.sub("[^a-z0-9]+", "_", c.lower()).strip("_"))
 expected[TARGET] = wine.target.astype("int64")

@@ -1,8 +1,10 @@
 """hooks/post_copy.py: clear errors for missing tools, and a plan that only runs on copy;
-hooks/post_update.py: the data contract for a repository from an earlier release."""
+hooks/post_update.py: the data contract for a repository from an earlier release;
+hooks/mlops_layout.py: the team's imports carried to the mlops/ layout."""
 
 from __future__ import annotations
 
+import ast
 import shlex
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import yaml
 from tests.harness.render import REPO_ROOT, render
 
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
+import mlops_layout  # noqa: E402
 import post_copy  # noqa: E402
 import post_update  # noqa: E402
 
@@ -139,3 +142,71 @@ def test_hooks_use_only_what_copier_ships():
         "jinja2",
         "yaml",
     }
+
+
+OLD_DATA_PY = """import pandas as pd
+
+from .monitor import write_reference
+from .schema import (
+    CONTRACT,
+    TARGET,
+)
+from .schema import load_contract
+from .team_helpers import clean
+from . import config, schema
+
+
+def load():
+    from .tracking import log_metrics  # inside a function too
+
+    return config, schema, log_metrics
+"""
+
+
+def test_team_imports_of_moved_modules_point_at_mlops_api_or_the_new_module():
+    new = mlops_layout.rewrite_imports(OLD_DATA_PY, "my_model")
+    assert new == (
+        OLD_DATA_PY.replace("from .monitor import", "from .mlops.api import")
+        .replace("from .schema import (", "from .mlops.api import (")
+        # load_contract is not public: the module's new place (it runs; poe lint points it out)
+        .replace("from .schema import load_contract", "from .mlops.schema import load_contract")
+        .replace("from . import config, schema", "from .mlops import config, schema")
+        .replace("from .tracking import log_metrics", "from .mlops.api import log_metrics")
+    )
+    # Idempotent, and an absolute import in a test is carried the same way.
+    assert mlops_layout.rewrite_imports(new, "my_model") == new
+    test = "from my_model.schema import FEATURES\nfrom my_model.data import load\n"
+    assert mlops_layout.rewrite_imports(test, "my_model") == (
+        "from my_model.mlops.api import FEATURES\nfrom my_model.data import load\n"
+    )
+
+
+def test_layout_migration_keeps_team_modules_with_an_old_name_and_other_files(tmp_path):
+    package = tmp_path / "src" / "my_model"
+    (package / "mlops").mkdir(parents=True)
+    (package / "mlops" / "api.py").write_text("")
+    (package / "config.py").write_text("SEED = 1\n")  # the team's own config.py
+    data = package / "data.py"
+    data.write_text("from .config import SEED\nfrom .schema import CONTRACT\n")
+    untouched = package / "features.py"
+    untouched.write_bytes(b"from .data import load  \r\n")
+    notebook = tmp_path / "notebooks" / "explore.py"
+    notebook.parent.mkdir()
+    notebook.write_text("from my_model.schema import CONTRACT\n")
+
+    assert mlops_layout.migrate(tmp_path, "my_model") == [data]
+    assert data.read_text() == "from .config import SEED\nfrom .mlops.api import CONTRACT\n"
+    assert untouched.read_bytes() == b"from .data import load  \r\n"
+    assert mlops_layout.migrate(tmp_path, "my_model") == []  # once only
+
+
+def test_layout_migration_names_exactly_what_the_template_api_exports():
+    api = REPO_ROOT / "template" / "src" / "{{ package_name }}" / "mlops" / "api.py"
+    exported = ast.literal_eval(
+        next(
+            node.value
+            for node in ast.parse(api.read_text()).body
+            if isinstance(node, ast.Assign) and node.targets[0].id == "__all__"
+        )
+    )
+    assert set(exported) == mlops_layout.PUBLIC

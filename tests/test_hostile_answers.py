@@ -215,7 +215,7 @@ def test_accepted_answers_render_well_formed_and_inert(
     lint = run("uv", "run", "poe", "lint")
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
     package = recorded["package_name"]
-    imported = run("uv", "run", "python", "-c", f"import {package}, {package}.cli")
+    imported = run("uv", "run", "python", "-c", f"import {package}, {package}.mlops.cli")
     assert imported.returncode == 0, imported.stderr[-3000:]
     ran = [p for p in (dst / MARKER, tmp_path / MARKER, Path.cwd() / MARKER) if p.exists()]
     assert not ran, f"an answer ran as code: {ran}"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from copier._main import _operation
 
 from tests.harness.ci_variants import ALL_PROVIDERS
 from tests.harness.docs import answer_change_command, command_line, fenced_block
@@ -158,17 +159,31 @@ def test_missing_python_stops_before_anything_with_one_line(template_src, tmp_pa
     assert not (project / ".git").exists() and not (project / "uv.lock").exists()
 
 
-def team_owned_on_update() -> list[str]:
-    """The update-only `_exclude` block of copier.yml, one path a line."""
-    settings = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
-    block = next(entry for entry in settings["_exclude"] if "_copier_operation" in entry)
-    return [line.strip() for line in block.splitlines() if "{%" not in line]
+TEAM_MODULES = ["data.py", "evaluate.py", "features.py", "model.py", "predict.py"]
 
 
-def test_team_owned_files_are_kept_by_recopy_too():
-    """`copier recopy` is a copy: `_skip_if_exists` must name every team-owned file."""
+def test_team_owned_files_are_one_list_for_update_and_recopy(template_src, tmp_path):
+    """copier.yml names the team's files once (_skip_if_exists, for copy and recopy); the
+    update-only _exclude entry reads the same list. Rendered as `copier update` renders, the
+    team's files are left out and every file of the template's mlops/ is there."""
     settings = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())
-    assert settings["_skip_if_exists"] == team_owned_on_update()
+    assert settings["team_owned"]["default"] == settings["_skip_if_exists"]
+    token = _operation.set("update")
+    try:
+        update = render(template_src, tmp_path / "update", {})
+    finally:
+        _operation.reset(token)
+    copy = render(template_src, tmp_path / "copy", {})
+
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+    team = {"params.yaml", "README.md", "LICENSE", "tests/test_model_quality.py"}
+    team |= {"deploy/smoke-request.json", "src/my_model/schema.yaml", "src/my_model/train.py"}
+    team |= {f"src/my_model/{name}" for name in TEAM_MODULES}
+    assert files(copy) - files(update) == team
+    assert {"src/my_model/__init__.py", "src/my_model/__main__.py"} <= files(update)
+    assert "src/my_model/mlops/api.py" in files(update)
 
 
 @pytest.fixture
@@ -354,7 +369,12 @@ def test_changing_answers_through_update(released_project, user_env):
         f"deploy/kubernetes/{name}/kustomization.yaml"
         for name in ("base", "overlays/staging", "overlays/production")
     } | {"deploy/kubernetes/base/deployment.yaml", "deploy/kubernetes/base/service.yaml"}
-    api = {"src/my_model/serve.py", "tests/test_api.py", ".github/workflows/deploy.yml", *deploy}
+    api = {
+        "src/my_model/mlops/serve.py",
+        "tests/test_api.py",
+        ".github/workflows/deploy.yml",
+        *deploy,
+    }
 
     change_answers(project, env, ["deploy_target=kubernetes"], kubernetes, {"deploy/compose.yaml"})
     change_answers(project, env, ["ci_providers=['github', 'gitlab']"], set(), {"Jenkinsfile"})

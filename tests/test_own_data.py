@@ -148,7 +148,15 @@ def assert_answers(dataset: Dataset, answers: list) -> None:
 def assert_api(project: Path, dataset: Dataset, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = ["uv", "run", "--frozen", "uvicorn", f"{PACKAGE}.serve:app", "--port", str(port)]
+    command = [
+        "uv",
+        "run",
+        "--frozen",
+        "uvicorn",
+        f"{PACKAGE}.mlops.serve:app",
+        "--port",
+        str(port),
+    ]
     with service(command, lambda: http_ok(f"{base}/health"), project, {}, 120, tmp_path / "api"):
         rows = sample_rows(dataset)
         status, body = http_json("POST", f"{base}/predict", {"rows": rows})

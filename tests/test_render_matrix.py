@@ -37,12 +37,12 @@ def expected_files(answers: dict) -> dict[str, bool]:
     return {
         "Dockerfile": answers["use_docker"],
         ".dockerignore": answers["use_docker"],
-        f"src/{pkg}/serve.py": answers["serving"] == "fastapi",
+        f"src/{pkg}/mlops/serve.py": answers["serving"] == "fastapi",
         "tests/test_api.py": answers["serving"] == "fastapi",
-        f"src/{pkg}/tracking.py": True,  # no-op with none: the stages always call it
-        f"src/{pkg}/tracking_dvclive.py": answers["experiment_tracking"] == "dvclive",
-        f"src/{pkg}/tracking_mlflow.py": answers["experiment_tracking"] == "mlflow",
-        f"src/{pkg}/distributed.py": answers["ml_framework"] == "pytorch",
+        f"src/{pkg}/mlops/tracking.py": True,  # no-op with none: the stages always call it
+        f"src/{pkg}/mlops/tracking_dvclive.py": answers["experiment_tracking"] == "dvclive",
+        f"src/{pkg}/mlops/tracking_mlflow.py": answers["experiment_tracking"] == "mlflow",
+        f"src/{pkg}/mlops/distributed.py": answers["ml_framework"] == "pytorch",
         "LICENSE": answers["license"] != "Proprietary",
         "renovate.json": answers["renovate"],
         ".github/workflows/ci.yml": "github" in providers,

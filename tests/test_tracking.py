@@ -24,7 +24,10 @@ from tests.harness.tracking import dvclive_metrics, mlflow_runs, runs_named
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(GITHUB_ONLY.id)]
 
 PACKAGE = "src/my_model"
-BACKENDS = {"dvclive": f"{PACKAGE}/tracking_dvclive.py", "mlflow": f"{PACKAGE}/tracking_mlflow.py"}
+BACKENDS = {
+    "dvclive": f"{PACKAGE}/mlops/tracking_dvclive.py",
+    "mlflow": f"{PACKAGE}/mlops/tracking_mlflow.py",
+}
 
 
 def user_runs(command: list[str], project: Path) -> str:

@@ -4,12 +4,16 @@ In a temporary git copy of this template the tests release v1, generate a reposi
 (copy-time tasks included), make team edits, then release a v2 with real template changes (a
 CI job changed, a team-owned file renamed with its migration script, template_v2/migrations.py,
 a new question with a default) and run `copier update --defaults --trust` as a user would.
+
+The crossing tests update a repository generated from the template's last release before the
+mlops/ layout (PREVIOUS_RELEASE, read from this repository's git history) to the working tree.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleet.inspect_repo import TemplateCache, inspect
+from fleet.repos import RepoEntry
 from tests.harness.git import commit, git
 from tests.harness.render import (
+    REPO_ROOT,
+    TEMPLATE_PARTS,
     clone,
     copy_template,
     generate_project,
@@ -208,3 +216,77 @@ def test_scheduled_job_reports_a_new_release_without_a_token(updated, tmp_path):
     assert re.search(r"version v?2\.0\.0 is available", result.stdout), result.stdout
     assert "set GH_TOKEN to let CI do it" in result.stdout
     assert git(work, "status", "--porcelain") == ""
+
+
+# The template's last release with its modules beside the team's at the top of the package.
+PREVIOUS_RELEASE = "d01b433becc2478ee80c415bef6508d7dddb3997"
+TEAM_DATA_NOTE = "\n\ndef team_rows(df):\n    return df[FEATURES].head()  # the team's helper\n"
+
+
+@pytest.fixture(scope="module")
+def crossed(tmp_path_factory, offline_uv_env):
+    """A repository generated from PREVIOUS_RELEASE, with team edits in its own modules and a
+    test of its own, updated to this working tree's release as a user would."""
+    root = tmp_path_factory.mktemp("cross")
+    repo = root / "template-repo"
+    repo.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", PREVIOUS_RELEASE, *TEMPLATE_PARTS],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    assert archive.returncode == 0, (
+        f"the previous release {PREVIOUS_RELEASE} must be in this checkout's history: "
+        + archive.stderr.decode()
+    )
+    subprocess.run(["tar", "-x", "-C", str(repo)], input=archive.stdout, check=True)
+    init_release(repo, "v1.0.0")
+    project = generate_project(repo, root / "my-model", {}, offline_uv_env)
+    package = project / "src" / "my_model"
+    data = package / "data.py"
+    data.write_text(data.read_text() + TEAM_DATA_NOTE)
+    own_test = project / "tests" / "test_team.py"
+    own_test.write_text(
+        "from my_model.schema import FEATURES, load_contract\n\n\n"
+        "def test_contract_has_features():\n"
+        "    assert load_contract().names == FEATURES\n"
+    )
+    commit(project, "Team edits")
+    for part in TEMPLATE_PARTS:  # release v2.0.0: this working tree
+        if (repo / part).is_dir():
+            shutil.rmtree(repo / part)
+        else:
+            (repo / part).unlink()
+    copy_template(repo)
+    release(repo, "v2.0.0")
+    result = copier_update(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project, repo, result.stdout + result.stderr
+
+
+def test_crossing_to_the_mlops_layout_moves_the_template_code_and_keeps_the_team_code(crossed):
+    project, _, output = crossed
+    package = project / "src" / "my_model"
+    assert (package / "mlops" / "api.py").is_file()
+    assert not (package / "schema.py").exists() and not (package / "cli.py").exists()
+    data = (package / "data.py").read_text()
+    assert data.endswith(TEAM_DATA_NOTE)
+    assert "from .mlops.api import" in data and "from .schema import" not in data
+    own_test = (project / "tests" / "test_team.py").read_text()
+    # load_contract is not in api.py: the test imports the module's new place.
+    assert own_test.startswith("from my_model.mlops.schema import FEATURES, load_contract\n")
+    assert "src/my_model/data.py: imports of the template's code now name" in output
+
+
+def test_crossed_repository_is_green_and_shows_no_drift(crossed, tmp_path):
+    project, repo, _ = crossed
+    commit(project, "Update to the mlops/ layout")
+    ci = subprocess.run(["uv", "run", "poe", "ci"], cwd=project, capture_output=True, text=True)
+    assert ci.returncode == 0, ci.stdout[-3000:] + ci.stderr[-3000:]
+    junit = (project / "reports" / "junit.xml").read_text()
+    assert 'name="test_contract_has_features"' in junit  # the team's own test ran
+    commit(project, "Pipeline run after the update")
+    report = inspect(RepoEntry(str(project), str(project)), TemplateCache(tmp_path), {})
+    assert report.problems == [] and report.drift == [], report.as_dict()
+    assert report.release == "v2.0.0" and report.behind == 0

@@ -16,7 +16,7 @@ WATCHED = (
     "fastapi",
 )  # fmt: skip
 HELP = """
-from {package}.cli import main
+from {package}.mlops.cli import main
 try:
     main(["--help"])
 except SystemExit:
@@ -24,7 +24,7 @@ except SystemExit:
 """
 API_START = """
 from fastapi.testclient import TestClient
-from {package}.serve import app
+from {package}.mlops.serve import app
 with TestClient(app) as client:  # the app's start: the model and its metadata loaded
     assert client.get("/health").json() == {{"status": "ok"}}
 """

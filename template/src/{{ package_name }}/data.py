@@ -5,8 +5,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .reference import write_reference
-from .schema import CONTRACT, FEATURES, TARGET, DataValidationError, validate
+from .mlops.api import (
+    CONTRACT,
+    FEATURES,
+    TARGET,
+    DataValidationError,
+    validate,
+    write_reference,
+)
 
 # scikit-learn's wine data (sklearn/datasets/data/wine_data.csv): its columns, as load_wine
 # names them with "/" made "_", then the class.

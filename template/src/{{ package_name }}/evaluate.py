@@ -7,8 +7,8 @@ import pandas as pd
 from sklearn import metrics as sk
 
 from .data import load_dataset
+from .mlops.api import CONTRACT, Contract
 from .model import load_model
-from .schema import CONTRACT, Contract
 
 # The plot data evaluate writes into reports/plots/ for each kind of target, with the
 # properties dvc.yaml declares for it (adopt-data writes them there for the data's kind).

@@ -13,7 +13,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from .schema import CONTRACT, Contract
+from .mlops.api import CONTRACT, Contract
 
 
 def as_numbers(X: pd.DataFrame) -> pd.DataFrame:

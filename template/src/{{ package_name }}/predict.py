@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from .data import load_dataset
+from .mlops.api import CONTRACT, FEATURES
 from .model import load_model
-from .schema import CONTRACT, FEATURES
 
 
 def predict_frame(model, df: pd.DataFrame) -> pd.DataFrame:

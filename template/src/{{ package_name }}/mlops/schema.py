@@ -15,7 +15,8 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
-SCHEMA_FILE = Path(__file__).with_name("schema.yaml")
+# schema.yaml is the team's, one level up, beside their model code.
+SCHEMA_FILE = Path(__file__).parents[1] / "schema.yaml"
 FEATURE_TYPES = ("float", "integer", "boolean", "category")
 PROBLEM_KINDS = ("classification", "regression")
 # Numbers beyond this are refused unless a feature sets its own range: inf never passes, and

@@ -13,13 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import load_dataset
-from .reference import CATEGORIES, shares, write_reference  # noqa: F401 (re-exported, see below)
+from ..data import load_dataset
+from .reference import CATEGORIES, shares
 from .schema import CONTRACT, validate
 from .traffic import load_traffic
 
-# write_reference stays importable from here: the team-owned data.py of repositories generated
-# before reference.py existed imports it from this module.
 _EPSILON = 1e-4  # keeps empty buckets from dividing by zero
 MISSING = "missing"  # the last bucket: missing values (and, for a category, any other value)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data import read_data
 from .config import PARAMS_FILE, RAW_DATA
-from .data import read_data
 from .schema import SCHEMA_FILE, Contract, infer_contract, validate, write_contract
 from .traffic import json_rows
 
@@ -121,7 +121,7 @@ def rewrite_pipeline(kind: str) -> None:
     """dvc.yaml without the sample's stage, declaring the plots evaluate writes for kind."""
     from ruamel.yaml.comments import CommentedMap
 
-    from .evaluate import PLOTS
+    from ..evaluate import PLOTS
 
     yaml = _yaml()
     pipeline = yaml.load(DVC_FILE)

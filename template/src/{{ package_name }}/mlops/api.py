@@ -1,0 +1,37 @@
+"""What your code uses of the template's: the data contract, validation, the drift reference,
+the thresholds and experiment tracking.
+
+Your modules (data.py, features.py, model.py, train.py, evaluate.py, predict.py, and any you
+add) and your tests import these names from here, never from the modules beside this one:
+`copier update` may move or change those, while these names stay. `uv run poe lint` checks it
+(.importlinter, "Your code imports the template's code only through api.py").
+"""
+
+from .reference import write_reference
+from .schema import (
+    CONTRACT,
+    FEATURES,
+    LABELS,
+    TARGET,
+    Contract,
+    DataValidationError,
+    Feature,
+    validate,
+)
+from .thresholds import threshold_failures
+from .tracking import is_main_process, log_metrics
+
+__all__ = [
+    "CONTRACT",
+    "FEATURES",
+    "LABELS",
+    "TARGET",
+    "Contract",
+    "DataValidationError",
+    "Feature",
+    "is_main_process",
+    "log_metrics",
+    "threshold_failures",
+    "validate",
+    "write_reference",
+]
