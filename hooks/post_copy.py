@@ -26,6 +26,8 @@ import jinja2
 import yaml
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+# The data set every stage reads: the bundled sample, until adopt-data makes it the team's.
+RAW_DATA = "data/raw/dataset.csv"
 
 REQUIRED_TOOLS = {
     "git": "install git from your package manager (https://git-scm.com/downloads)",
@@ -206,15 +208,22 @@ def plan(
     has_dvc: bool,
     keep_remote: bool = False,
     keep_out: list[str] | tuple[str, ...] = (),
+    data: str = "absent",
 ) -> list[tuple[str, list[str]]]:
     """The set-up steps, in order, as (description, command). keep_remote: the repository
-    has a DVC remote already (nothing added, nothing pushed); keep_out: files never staged."""
+    has a DVC remote already (nothing added, nothing pushed); keep_out: files never staged;
+    data: RAW_DATA is "absent" (the bundled sample is written and put under DVC), "untracked"
+    (there already: put under DVC as it is) or "tracked" (its .dvc file exists: left alone)."""
     commit = ["git", *git_identity(answers), "commit", "--quiet", "--no-verify", "-m"]
     stage = ["git", "add", "--all", "--", ".", *(f":(exclude,literal){p}" for p in keep_out)]
     dvc_setup = [] if has_dvc else [("dvc init", ["init", "--quiet"])]
     dvc_setup.append(("dvc autostage", ["config", "core.autostage", "true"]))
     if not keep_remote:
         dvc_setup.append(("dvc remote", ["remote", "add", "--default", "storage", remote_url]))
+    if data != "tracked":
+        # The data set is a DVC-tracked file (RAW_DATA.dvc, the team's), not a pipeline stage:
+        # adopt-data replaces it with the team's table without touching dvc.yaml.
+        dvc_setup.append(("track the data", ["add", RAW_DATA]))
     first_run = [("first pipeline run", ["repro"])]
     if answers["dvc_remote"] == "local" and not keep_remote:
         first_run.append(("push data and models", ["push"]))
@@ -224,6 +233,11 @@ def plan(
     steps += [
         ("lock dependencies", ["uv", "lock"]),
         ("install environment", ["uv", "sync"]),
+    ]
+    if data == "absent":
+        sample = ["uv", "run", "python", "-m", answers["package_name"], "make-data"]
+        steps.append(("bundled sample data", [*sample, "--out", RAW_DATA]))
+    steps += [
         dvc_step(dvc_setup),
         ("git hooks", ["uv", "run", "pre-commit", "install"]),
         # Commit the code first: the pipeline's trackers record the git revision they ran on.
@@ -285,7 +299,14 @@ def main() -> int:
     keep_out = files_not_from_template(answers, has_git)
     if keep_out:
         print(f"[post-copy] not committed, they were here before the copy: {' '.join(keep_out)}")
-    steps = plan(answers, remote_url, has_git, Path(".dvc").exists(), keep_remote, keep_out)
+    data = (
+        "tracked"
+        if Path(f"{RAW_DATA}.dvc").exists()
+        else "untracked"
+        if Path(RAW_DATA).exists()
+        else "absent"
+    )
+    steps = plan(answers, remote_url, has_git, Path(".dvc").exists(), keep_remote, keep_out, data)
     for index, (description, command) in enumerate(steps):
         print(f"[post-copy] {description}: {shlex.join(command)}", flush=True)
         code = subprocess.run(command).returncode

@@ -9,7 +9,9 @@ without a version, stage "after"), before the team reviews and commits:
 - a repository from a release before the data contract gets the bundled schema.yaml (team-owned,
   so the update itself does not write it), with a note on adapting it to the team's data;
 - a repository from a release before the mlops/ layout gets its own modules' imports of the
-  template's code pointed at their new place (mlops_layout.py), then sorted by ruff.
+  template's code pointed at their new place (mlops_layout.py), then sorted by ruff;
+- a repository whose data set was the output of the bundled sample's `data` stage (gone from
+  dvc.yaml: the data is a DVC-tracked file) has it put under DVC as it is (`dvc add`).
 A failure does not undo the update: it says what to run by hand.
 """
 
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import yaml
 from mlops_layout import migrate
-from post_copy import find_python, local_remote_dir
+from post_copy import RAW_DATA, find_python, local_remote_dir
 
 ANSWERS = ".copier-answers.yml"
 REMOTE_ANSWERS = ("dvc_remote", "dvc_remote_url")
@@ -51,6 +53,8 @@ def steps(
     if rewritten:
         ruff = ["uv", "run", "ruff", "check", "--select", "I", "--fix", "--quiet"]
         result.append(("sort the rewritten imports", [*ruff, *map(str, rewritten)]))
+    if Path(RAW_DATA).is_file() and not Path(f"{RAW_DATA}.dvc").exists():
+        result.append(("track the data with DVC", ["uv", "run", "dvc", "add", RAW_DATA]))
     if any(answers.get(name) != previous.get(name) for name in REMOTE_ANSWERS):
         url = (
             str(local_remote_dir(answers["project_slug"]))
@@ -88,6 +92,15 @@ def main() -> int:
         print(
             f"[post-update] {path}: imports of the template's code now name "
             f"src/{answers['package_name']}/mlops/ (api.py where it offers the names)",
+            flush=True,
+        )
+    if not Path(RAW_DATA).exists() and not Path(f"{RAW_DATA}.dvc").exists():
+        print(
+            f"[post-update] {RAW_DATA} is missing and no .dvc file tracks it (the bundled "
+            "sample's `data` stage is gone from dvc.yaml): bring it back from the commit before "
+            f"this update (`git stash; uv run dvc pull {RAW_DATA}; git stash pop`) and run "
+            f"`uv run dvc add {RAW_DATA}`, or make a table of yours the data set with "
+            "`uv run poe adopt-data PATH --target COLUMN`.",
             flush=True,
         )
     # uv does not look where pyenv keeps interpreters: hand it the one the copy would use.

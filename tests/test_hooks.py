@@ -21,6 +21,7 @@ import post_update  # noqa: E402
 
 ANSWERS = {
     "project_slug": "demo",
+    "package_name": "demo",
     "dvc_remote": "local",
     "author_name": "A",
     "author_email": "a@b.c",
@@ -78,14 +79,15 @@ def test_plan_sets_up_and_runs_dvc_in_two_processes_with_every_command():
         if command[0] == "uv" and "dvc" in shlex.join(command)
     }
     assert list(dvc_steps) == [
-        "dvc init, dvc autostage, dvc remote",
+        "dvc init, dvc autostage, dvc remote, track the data",
         "first pipeline run, push data and models",
     ]
     setup, first_run = dvc_steps.values()
     assert setup[:4] == ["uv", "run", "python", "-c"]
     assert shlex.split(shlex.join(setup)) == setup
     assert 'main, [["init", "--quiet"], ["config", "core.autostage", "true"], ' in setup[4]
-    assert '["remote", "add", "--default", "storage", "/r \'x\'"]]' in setup[4]
+    assert '["remote", "add", "--default", "storage", "/r \'x\'"], ' in setup[4]
+    assert '["add", "data/raw/dataset.csv"]]' in setup[4]
     assert '[["repro"], ["push"]]' in first_run[4]
 
 
@@ -93,15 +95,36 @@ def test_plan_skips_push_for_remotes_that_need_credentials():
     steps = post_copy.plan({**ANSWERS, "dvc_remote": "s3"}, "s3://b/p", has_git=True, has_dvc=True)
     names = [name for name, _ in steps]
     assert "git init" not in names
-    assert "dvc autostage, dvc remote" in names
+    assert "dvc autostage, dvc remote, track the data" in names
     assert ("first pipeline run", ["uv", "run", "dvc", "repro"]) in steps
 
 
 def test_plan_keeps_the_repositorys_remote():
-    steps = post_copy.plan(ANSWERS, "/r", has_git=True, has_dvc=True, keep_remote=True)
+    steps = post_copy.plan(
+        ANSWERS, "/r", has_git=True, has_dvc=True, keep_remote=True, data="tracked"
+    )
     assert ("dvc autostage", ["uv", "run", "dvc", "config", "core.autostage", "true"]) in steps
     assert ("first pipeline run", ["uv", "run", "dvc", "repro"]) in steps
     assert not [command for _, command in steps if {"push", "remote"} & set(command)]
+
+
+def test_plan_writes_the_sample_only_where_there_is_no_data_and_tracks_it_with_dvc():
+    """The data set is a DVC-tracked file, never a stage: the bundled sample is written only
+    into a repository without data, and a team's file already there is tracked as it is."""
+    sample = ["uv", "run", "python", "-m", "demo", "make-data", "--out", "data/raw/dataset.csv"]
+    for data, writes, tracks in [
+        ("absent", True, True),
+        ("untracked", False, True),
+        ("tracked", False, False),
+    ]:
+        steps = post_copy.plan(ANSWERS, "/r", has_git=True, has_dvc=True, data=data)
+        assert (("bundled sample data", sample) in steps) == writes
+        names = [name for name, _ in steps]
+        assert any("track the data" in name for name in names) == tracks
+        if writes:  # with the environment installed, before DVC tracks it
+            track = next(name for name in names if "track the data" in name)
+            assert names.index("install environment") < names.index("bundled sample data")
+            assert names.index("bundled sample data") < names.index(track)
 
 
 def test_update_writes_the_bundled_contract_only_into_a_repository_without_one(tmp_path):

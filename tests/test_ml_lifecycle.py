@@ -377,7 +377,7 @@ def test_cloud_remotes_are_configured_by_the_copy_hook(
     answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
     dvc = str(mf_project / ".venv" / "bin" / "dvc")
     sh("git", "init", "--quiet", cwd=project)
-    steps = dict(post_copy.plan(answers, answers["dvc_remote_url"], True, False))
+    steps = dict(post_copy.plan(answers, answers["dvc_remote_url"], True, False, data="tracked"))
     command = steps["dvc init, dvc autostage, dvc remote"]
     assert command[:3] == ["uv", "run", "python"]
     sh(str(mf_project / ".venv" / "bin" / "python"), *command[3:], cwd=project)

@@ -12,6 +12,9 @@ of that column.
   string categorical column and missing values; multi-class with integer labels and an
   integer-coded categorical column (`--category`); regression.
 - PyTorch (the cached GitLab project): the binary string-label data set, the same checks.
+- After adopting the regression data (whose plots differ from the sample's), docs/updating.md's
+  `copier recopy` changes nothing, `poe ci` stays green and `fleet report` sees no drift:
+  adopt-data writes only team-owned files (dvc.yaml stays the template's).
 - The refusals (a missing, constant or all-null target; an empty or a binary file): exit code
   2, a message naming the column or the file, and nothing changed in the repository.
 """
@@ -28,13 +31,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleet.inspect_repo import TemplateCache, inspect
+from fleet.repos import RepoEntry
 from tests.harness import datasets
 from tests.harness.ci_variants import ALL_PROVIDERS, GITLAB_ONLY
 from tests.harness.commands import run
 from tests.harness.datasets import Dataset, write_csv
 from tests.harness.docs import fenced_block
 from tests.harness.git import git
-from tests.harness.render import REPO_ROOT, clone
+from tests.harness.render import REPO_ROOT, clone, generated_from_release
 from tests.harness.services import free_port, http_json, http_ok, service
 
 pytestmark = pytest.mark.slow
@@ -200,6 +205,24 @@ def assert_drift_of_the_categorical_column(
     assert dataset.categorical in summary, summary
 
 
+def assert_recopy_keeps_it_green_and_current(
+    project: Path, releases: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """docs/updating.md's `copier recopy` (of the newest release, v2.0.0: one template-owned
+    change) after adopt-data keeps everything adopt-data wrote, `poe ci` stays green, and
+    `fleet report` finds no template-owned file changed."""
+    generated_from_release(project, releases)  # v1.0.0, a release fleet report can render
+    recopy = fenced_block(REPO_ROOT / "docs" / "updating.md", "## Recopying")
+    lines = [line.split("#")[0].strip() for line in recopy.splitlines()]
+    shell(next(line for line in lines if "copier recopy" in line), project, env)
+    changed = git(project, "status", "--porcelain").splitlines()
+    assert changed == [" M .copier-answers.yml", " M .pre-commit-config.yaml"], changed
+    shell(next(line for line in lines if line.startswith("git commit")), project, env)
+    assert "quality gate: passed" in shell("uv run poe ci", project, env).stdout
+    report = inspect(RepoEntry(str(project), str(project)), TemplateCache(tmp_path / "fleet"), {})
+    assert report.problems == [] and report.drift == [], report.as_dict()
+
+
 def _journey(project_variant, make):
     group = pytest.mark.xdist_group(project_variant.id)  # the worker that holds that project
     return pytest.param(
@@ -219,13 +242,17 @@ def _journey(project_variant, make):
         _journey(GITLAB_ONLY, datasets.churn),
     ],
 )
-def test_own_data_journey_and_the_api(project_variant, make, generated_projects, env, tmp_path):
+def test_own_data_journey_and_the_api(
+    project_variant, make, generated_projects, template_releases, env, tmp_path
+):
     dataset = make()
     project = clone(generated_projects(project_variant), tmp_path / "my-model")
     walk_the_journey(project, dataset, env, tmp_path)
     assert_contract_describes(project, dataset)
     assert_api(project, dataset, tmp_path)
     assert_drift_of_the_categorical_column(project, dataset, env, tmp_path)
+    if make is datasets.prices:  # the one kind of target whose plots differ from the sample's
+        assert_recopy_keeps_it_green_and_current(project, template_releases, env, tmp_path)
 
 
 def unchanged_state(project: Path) -> dict[str, object]:

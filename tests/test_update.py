@@ -277,6 +277,10 @@ def test_crossing_to_the_mlops_layout_moves_the_template_code_and_keeps_the_team
     # load_contract is not in api.py: the test imports the module's new place.
     assert own_test.startswith("from my_model.mlops.schema import FEATURES, load_contract\n")
     assert "src/my_model/data.py: imports of the template's code now name" in output
+    # The sample's `data` stage is gone from dvc.yaml: the data it wrote is DVC-tracked as is.
+    assert "data" not in yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    assert (project / "data" / "raw" / "dataset.csv.dvc").is_file()
+    assert "[post-update] track the data with DVC: uv run dvc add data/raw/dataset.csv" in output
 
 
 def test_crossed_repository_is_green_and_shows_no_drift(crossed, tmp_path):

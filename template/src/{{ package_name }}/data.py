@@ -28,7 +28,7 @@ def make_sample(out: Path, n_rows: int | None = None, seed: int = 42) -> pd.Data
 
     Deterministic and offline, so any machine, CI runners included, rebuilds the same bytes.
     The file is read as load_wine reads it (every feature a float), but without importing
-    scikit-learn: the data stage then takes half the time.
+    scikit-learn: writing the sample then takes half the time.
     """
     sklearn_dir = Path(importlib.util.find_spec("sklearn").submodule_search_locations[0])
     df = pd.read_csv(

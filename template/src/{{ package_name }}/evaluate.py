@@ -10,18 +10,6 @@ from .data import load_dataset
 from .mlops.api import CONTRACT, Contract
 from .model import load_model
 
-# The plot data evaluate writes into reports/plots/ for each kind of target, with the
-# properties dvc.yaml declares for it (adopt-data writes them there for the data's kind).
-PLOTS = {
-    "classification": {
-        "confusion.csv": {"cache": False, "template": "confusion", "x": "actual", "y": "predicted"},
-        "class_scores.csv": {"cache": False, "template": "bar_horizontal", "x": "f1", "y": "label"},
-    },
-    "regression": {
-        "predictions.csv": {"cache": False, "template": "scatter", "x": "actual", "y": "predicted"},
-    },
-}
-
 
 def compute_metrics(
     actual: pd.Series, predicted, contract: Contract = CONTRACT
@@ -47,6 +35,7 @@ def compute_metrics(
 
 
 def write_plots(actual: pd.Series, predicted, plots_dir: Path, contract: Contract) -> None:
+    """The plot data dvc.yaml declares for the kind of target, into reports/plots/."""
     plots_dir.mkdir(parents=True, exist_ok=True)
     pairs = pd.DataFrame({"actual": actual, "predicted": predicted})
     if not contract.classification:

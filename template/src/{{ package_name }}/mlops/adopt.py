@@ -2,9 +2,10 @@
 
 Everything is checked before anything is written: the file reads as CSV, the target exists and
 varies, and the data meets the contract inferred from it. Then it writes schema.yaml, copies the
-file to data/raw/dataset.csv under DVC (the sample's `data` stage goes), sets params.yaml's
-thresholds for the kind of target, runs the pipeline and writes the deploy smoke request from
-the trained model. Nothing is committed: the team reviews schema.yaml first.
+file to data/raw/dataset.csv under DVC (data/raw/dataset.csv.dvc records the new version in
+place of the sample's; dvc.yaml stays the template's), sets params.yaml's thresholds for the kind
+of target, runs the pipeline and writes the deploy smoke request from the trained model. Nothing
+is committed: the team reviews schema.yaml first.
 """
 
 import json
@@ -25,8 +26,7 @@ from .traffic import json_rows
 DVC_FILE = Path("dvc.yaml")
 # Present only in repositories that deploy (the deploy_target answer).
 SMOKE_REQUEST = Path("deploy", "smoke-request.json")
-PLOTS_DIR = "reports/plots"  # where the evaluate stage writes its plot data
-SAMPLE_STAGE = "data"  # the dvc.yaml stage (and params.yaml section) of the bundled sample
+SAMPLE_PARAMS = "data"  # params.yaml's section of the bundled sample, before it was a .dvc file
 CANDIDATES_PER_CLASS = 20  # rows of each label tried for the smoke request
 # params.yaml validate.min_rows_per_class, added with this value to a params.yaml without it.
 MIN_ROWS_PER_CLASS = 5
@@ -117,30 +117,10 @@ def _replace_contents(node, entries) -> None:
         new.ca.items[list(new)[-1]] = trailing
 
 
-def rewrite_pipeline(kind: str) -> None:
-    """dvc.yaml without the sample's stage, declaring the plots evaluate writes for kind."""
-    from ruamel.yaml.comments import CommentedMap
-
-    from ..evaluate import PLOTS
-
-    yaml = _yaml()
-    pipeline = yaml.load(DVC_FILE)
-    stages = pipeline["stages"]
-    stages.pop(SAMPLE_STAGE, None)
-    plots = stages.get("evaluate", {}).get("plots")
-    if plots:  # a team that removed the plots keeps them removed
-        entries = [
-            CommentedMap({f"{PLOTS_DIR}/{name}": CommentedMap(properties)})
-            for name, properties in PLOTS[kind].items()
-        ]
-        _replace_contents(plots, entries)
-    yaml.dump(pipeline, DVC_FILE)
-
-
 def rewrite_params(thresholds: dict[str, float]) -> None:
     yaml = _yaml()
     params = yaml.load(PARAMS_FILE)
-    params.pop(SAMPLE_STAGE, None)  # the sample's size: no sample any more
+    params.pop(SAMPLE_PARAMS, None)  # the sample's size: no sample any more
     params.setdefault("validate", {}).setdefault("min_rows_per_class", MIN_ROWS_PER_CLASS)
     evaluate = params.setdefault("evaluate", {})
     if evaluate.get("thresholds"):
@@ -212,7 +192,6 @@ def adopt(
     )
     write_contract(contract, SCHEMA_FILE, note)
     copy_data(Path(source))
-    rewrite_pipeline(contract.kind)
     rewrite_params(baseline_thresholds(df, contract))
     _run("dvc", "add", "--quiet", str(RAW_DATA))
     _run("dvc", "repro")

@@ -72,12 +72,23 @@ def build_template(out: Path = DEFAULT_TEMPLATE, npm: str | None = None) -> Path
     return out
 
 
+def written_plots(pipeline: Path = Path("dvc.yaml")) -> list[str]:
+    """dvc.yaml's top-level plots whose data exists: it declares the plots of both kinds of
+    target, and the evaluate stage writes those of the data's kind."""
+    import yaml
+
+    entries = (yaml.safe_load(pipeline.read_text()) or {}).get("plots", [])
+    names = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries]
+    return [name for name in names if Path(name).exists()]
+
+
 def show(out_dir: Path, template: Path = DEFAULT_TEMPLATE, rebuild: bool = False) -> Path:
-    """Render every plot of the pipeline into out_dir/index.html, self-contained."""
+    """Render every plot of the pipeline that has data into out_dir/index.html, self-contained."""
     if rebuild or not Path(template).is_file():
         build_template(template)
     result = subprocess.run(
-        ["dvc", "plots", "show", "--html-template", str(template), "-o", str(out_dir)],
+        ["dvc", "plots", "show", "--html-template", str(template), "-o", str(out_dir)]
+        + written_plots(),
         capture_output=True,
         text=True,
     )

@@ -30,12 +30,14 @@ def _git(*args: str) -> str:
     return result.stdout.strip()
 
 
-def _lock_outputs(lock_path: Path) -> dict[str, str]:
+def lock_md5s(lock_path: Path) -> dict[str, str]:
+    """The md5 of every file dvc.lock records, output or dependency: the raw data is a
+    dependency of the validate stage (its .dvc file tracks it), the model an output."""
     lock = yaml.safe_load(lock_path.read_text()) or {}
     return {
-        out["path"]: out.get("md5", "")
+        entry["path"]: entry.get("md5", "")
         for stage in lock.get("stages", {}).values()
-        for out in stage.get("outs", [])
+        for entry in [*stage.get("deps", []), *stage.get("outs", [])]
     }
 
 
@@ -164,7 +166,7 @@ def release(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = json.loads(METRICS_FILE.read_text())
-    outputs = _lock_outputs(DVC_LOCK)
+    outputs = lock_md5s(DVC_LOCK)
     manifest = {
         "tag": tag,
         "commit": _git("rev-parse", "HEAD"),
