@@ -44,8 +44,11 @@ def test_copy_tasks_leave_a_committed_repository(project):
     assert sh("git", "status", "--porcelain", cwd=project).stdout == ""
     tracked = sh("git", "ls-files", cwd=project).stdout.splitlines()
     assert {"dvc.lock", "reports/metrics.json", "uv.lock", ".dvc/config"} <= set(tracked)
+    assert "data/raw/dataset.csv.dvc" in tracked  # the data set: DVC's pointer to the sample
     assert not [
-        f for f in tracked if f.startswith(("data/", "models/")) and not f.endswith(".gitignore")
+        f
+        for f in tracked
+        if f.startswith(("data/", "models/")) and not f.endswith((".gitignore", ".dvc"))
     ], "data and models are DVC's, not git's"
     assert (project / ".git" / "hooks" / "pre-commit").is_file()
     config = (project / ".dvc" / "config").read_text()
