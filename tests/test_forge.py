@@ -1,7 +1,8 @@
 """The generated scripts/forge.py: tokens stay out of URLs and logs, and a remote that cannot
 be read is an error, never taken for "the branch is absent". scripts/template_update.py: an
 update that conflicts (or whose uv.lock could not be re-locked) is pushed and proposed with what
-to fix listed, and the job fails; a clean one stays a green job."""
+to fix listed, and the job fails; a clean one stays a green job. The generated .gitattributes:
+lock files are never merged line by line when the update branch is merged."""
 
 from __future__ import annotations
 
@@ -229,3 +230,37 @@ def test_clean_scheduled_update_is_a_green_job_with_a_fresh_lock(
     git(review, "checkout", "--quiet", "template-update/2.0.0")
     assert git(review, "show", "HEAD:.pre-commit-config.yaml").startswith(TEMPLATE_V2_NOTE)
     run(["uv", "lock", "--check"], review, {**os.environ, **offline_uv_env})
+
+
+def test_merging_an_update_branch_never_writes_markers_into_lock_files(
+    one_release_behind, tmp_path
+):
+    """The update branch and main both changed uv.lock and dvc.lock (re-locked, re-run) and a
+    template file: git marks the lock files conflicted but keeps main's copy, without markers
+    (they are re-locked / re-run, not merged), while the template file gets ordinary markers."""
+    repo = clone(one_release_behind, tmp_path / "repo")
+    lock = (repo / "uv.lock").read_text()
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    commit(repo, "Pipeline run")
+    changed = ("uv.lock", "dvc.lock", "params.yaml")
+
+    def change_all(side: str) -> dict[str, bytes]:
+        for name in changed:
+            path = repo / name
+            path.write_text(f"# {side}\n" + path.read_text())
+        commit(repo, f"Changed on {side}")
+        return {name: (repo / name).read_bytes() for name in changed}
+
+    git(repo, "switch", "--quiet", "--create", "template-update/2.0.0")
+    change_all("the update branch")
+    git(repo, "switch", "--quiet", "-")
+    main = change_all("main")
+    merge = subprocess.run(
+        ["git", "merge", "template-update/2.0.0"], cwd=repo, capture_output=True, text=True
+    )
+    assert merge.returncode == 1, merge.stdout + merge.stderr
+    assert git(repo, "diff", "--name-only", "--diff-filter=U").split() == sorted(changed)
+    for name in ("uv.lock", "dvc.lock"):
+        assert (repo / name).read_bytes() == main[name], f"{name} was merged line by line"
+    assert "<<<<<<< " in (repo / "params.yaml").read_text()  # a real conflict, for contrast
+    assert lock in (repo / "uv.lock").read_text()
