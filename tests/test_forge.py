@@ -153,6 +153,17 @@ def one_release_behind(template_src, template_releases, tmp_path_factory, offlin
     return project
 
 
+def job_env(gh: Path, uv_env: dict[str, str]) -> dict[str, str]:
+    """The GitHub job's environment (GITHUB_ACTIONS, GH_TOKEN, the workflow's UV_FROZEN), with
+    the recording `gh` stand-in in gh first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(uv_env)
+    env.update(GITHUB_ACTIONS="true", GH_TOKEN="t0k", GITHUB_REPOSITORY="acme/my-model",
+               GH_STANDIN_DIR=str(gh), PATH=f"{gh}{os.pathsep}{env['PATH']}",
+               UV_FROZEN="1")  # fmt: skip
+    return env
+
+
 def scheduled_update(project: Path, tmp_path: Path, uv_env: dict[str, str], team_edit=None):
     """The GitHub job's `poe template-update` (GITHUB_ACTIONS, GH_TOKEN, the workflow's
     UV_FROZEN) in a fresh clone of a bare origin made from project, after team_edit (if any)
@@ -166,12 +177,8 @@ def scheduled_update(project: Path, tmp_path: Path, uv_env: dict[str, str], team
         commit(work, "Team edits")
         git(work, "push", "--quiet", "origin", "HEAD")
     gh = gh_standin(tmp_path / "gh-standin")
-    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    env.update(uv_env)
-    env.update(GITHUB_ACTIONS="true", GH_TOKEN="t0k", GITHUB_REPOSITORY="acme/my-model",
-               GH_STANDIN_DIR=str(gh), PATH=f"{gh}{os.pathsep}{env['PATH']}",
-               UV_FROZEN="1")  # fmt: skip
-    result = run([sys.executable, "scripts/template_update.py"], work, env, check=False)
+    result = run([sys.executable, "scripts/template_update.py"], work, job_env(gh, uv_env),
+                 check=False)  # fmt: skip
     print(result.stdout[-3000:], result.stderr[-3000:])
     calls = gh / "calls.log"
     return result, origin, calls.read_text() if calls.exists() else ""
@@ -209,6 +216,13 @@ def test_conflicting_scheduled_update_is_proposed_with_its_conflicts_and_fails(
     assert "- conflict: .pre-commit-config.yaml" in result.stderr
     assert "[post-update] lock dependencies: uv lock" in output
     assert "these commands failed" in output and "    uv lock" in output
+    # Next week's run opens no second request, and stays red while the markers are there.
+    again = run([sys.executable, "scripts/template_update.py"], clone(origin, tmp_path / "again"),
+                job_env(tmp_path / "gh-standin", offline_uv_env), check=False)  # fmt: skip
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert f"{branch} still has conflict markers" in again.stderr
+    assert "- conflict: .pre-commit-config.yaml" in again.stderr
+    assert (tmp_path / "gh-standin" / "calls.log").read_text() == calls
 
 
 @pytest.mark.slow
@@ -230,6 +244,10 @@ def test_clean_scheduled_update_is_a_green_job_with_a_fresh_lock(
     git(review, "checkout", "--quiet", "template-update/2.0.0")
     assert git(review, "show", "HEAD:.pre-commit-config.yaml").startswith(TEMPLATE_V2_NOTE)
     run(["uv", "lock", "--check"], review, {**os.environ, **offline_uv_env})
+    again = run([sys.executable, "scripts/template_update.py"], clone(origin, tmp_path / "again"),
+                job_env(tmp_path / "gh-standin", offline_uv_env), check=False)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "template-update/2.0.0 already exists" in again.stdout
 
 
 def test_merging_an_update_branch_never_writes_markers_into_lock_files(

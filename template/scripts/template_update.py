@@ -88,6 +88,15 @@ def main(env: dict[str, str] = os.environ) -> int:
     branch = f"template-update/{version}"
     remote, git_env = push_remote(kind, env)
     if branch_exists(remote, branch, git_env):
+        # Not a second request; but a branch still holding conflict markers keeps the job red.
+        run("git", "fetch", "--quiet", remote, branch, env=git_env)
+        marked = run("git", "grep", "-l", "-E", "^(<<<<<<<|>>>>>>>)( |$)", "FETCH_HEAD",
+                     check=False).stdout.split()  # fmt: skip
+        if marked:
+            listed = "\n".join(f"- conflict: {name.split(':', 1)[1]}" for name in marked)
+            print(f"template update: FAILED: {branch} still has conflict markers; resolve "
+                  f"them in its pull/merge request:\n{listed}", file=sys.stderr)  # fmt: skip
+            return 1
         print(f"template update: {branch} already exists; review its pull/merge request")
         return 0
     run("git", "switch", "--create", branch)
