@@ -90,8 +90,8 @@ def main(env: dict[str, str] = os.environ) -> int:
     if branch_exists(remote, branch, git_env):
         # Not a second request; but a branch still holding conflict markers keeps the job red.
         run("git", "fetch", "--quiet", remote, branch, env=git_env)
-        marked = run("git", "grep", "-l", "-E", "^(<<<<<<<|>>>>>>>)( |$)", "FETCH_HEAD",
-                     check=False).stdout.split()  # fmt: skip
+        marked = run("git", "grep", "-l", "-z", "-E", "^(<<<<<<<|>>>>>>>)( |$)", "FETCH_HEAD",
+                     check=False).stdout.split("\0")[:-1]  # fmt: skip
         if marked:
             listed = "\n".join(f"- conflict: {name.split(':', 1)[1]}" for name in marked)
             print(f"template update: FAILED: {branch} still has conflict markers; resolve "
