@@ -4,7 +4,11 @@ Runs in the repository after every `copier update` has merged the files (a `_mig
 without a version, stage "after"), before the team reviews and commits:
 - `uv lock` and `uv sync`: pyproject.toml may have changed (dependencies of a feature turned on
   or off, requires-python of a new python_version), and CI installs with `uv sync --locked`; a
-  new python_version is looked for where the copy-time task looks (pyenv, uv, the system);
+  new python_version is looked for where the copy-time task looks (pyenv, uv, the system).
+  uv.lock is re-locked, never merged: one holding conflict markers (an earlier bad merge; uv
+  cannot read it) is replaced by the last committed one, or removed when that has markers too,
+  before `uv lock`; and UV_FROZEN / UV_LOCKED (set by the scheduled template-update job) are
+  dropped, as with them `uv lock` only checks the old lock instead of writing the new one;
 - a changed dvc_remote / dvc_remote_url answer becomes the default DVC remote in .dvc/config;
 - a repository from a release before the data contract gets the bundled schema.yaml (team-owned,
   so the update itself does not write it), with a note on adapting it to the team's data;
@@ -30,6 +34,10 @@ from mlops_layout import migrate
 from post_copy import RAW_DATA, find_python, local_remote_dir
 
 ANSWERS = ".copier-answers.yml"
+LOCK = "uv.lock"
+# What git and Copier write around a conflict (pre-commit-hooks' check-merge-conflict looks for
+# the same line starts).
+CONFLICT_MARKERS = (b"<<<<<<< ", b">>>>>>> ")
 REMOTE_ANSWERS = ("dvc_remote", "dvc_remote_url")
 # The template's own copy of the contract (a plain file, not rendered), beside this script.
 BUNDLED_CONTRACT = (
@@ -64,6 +72,30 @@ def steps(
         remote = ["uv", "run", "dvc", "remote", "add", "--default", "--force", "storage", url]
         result.append(("DVC remote for the new dvc_remote answer", remote))
     return result
+
+
+def has_conflict_markers(content: bytes) -> bool:
+    return any(line.startswith(CONFLICT_MARKERS) for line in content.splitlines())
+
+
+def discard_conflicted_lock(repo: Path = Path(".")) -> str | None:
+    """Give `uv lock` a lock file it can read: a uv.lock with conflict markers is replaced by
+    the committed one (so pins move no more than the update needs), or removed when that one
+    has markers too. What was done, or None when uv.lock has no markers."""
+    lock = repo / LOCK
+    if not lock.is_file() or not has_conflict_markers(lock.read_bytes()):
+        return None
+    committed = subprocess.run(["git", "show", f"HEAD:{LOCK}"], cwd=repo, capture_output=True)
+    if committed.returncode == 0 and not has_conflict_markers(committed.stdout):
+        lock.write_bytes(committed.stdout)
+        return f"{LOCK} had conflict markers: re-locking from the committed {LOCK}"
+    lock.unlink()
+    return f"{LOCK} had conflict markers, the committed one too: locking from scratch"
+
+
+def lock_environment(env: dict[str, str] | os._Environ = os.environ) -> dict[str, str]:
+    """env without what turns `uv lock` into a check of the old lock (UV_FROZEN, UV_LOCKED)."""
+    return {k: v for k, v in env.items() if k not in ("UV_FROZEN", "UV_LOCKED")}
 
 
 def write_missing_contract(package: str, repo: Path = Path(".")) -> Path | None:
@@ -107,10 +139,13 @@ def main() -> int:
     python = find_python(answers["python_version"])
     if python:
         os.environ["UV_PYTHON"] = python
+    discarded = discard_conflicted_lock()
+    if discarded:
+        print(f"[post-update] {discarded}", flush=True)
     failed = []
     for description, command in steps(answers, previous_answers(), rewritten):
         print(f"[post-update] {description}: {shlex.join(command)}", flush=True)
-        if subprocess.run(command).returncode != 0:
+        if subprocess.run(command, env=lock_environment()).returncode != 0:
             failed.append(shlex.join(command))
     if failed:
         print(

@@ -97,6 +97,42 @@ def test_team_code_that_imports_the_template_internals_fails_lint(project):
     assert sh("uv", "run", "poe", "lint", cwd=project).returncode == 0
 
 
+CONFLICT = "<<<<<<< before updating\n{ours}=======\n{theirs}>>>>>>> after updating\n"
+
+
+def test_conflict_markers_are_refused_by_the_git_hook_and_poe_ci(project):
+    """What a `copier update` conflict leaves (inline markers, no merge in progress) in a
+    template file and in DVC's lock file (which the fixers leave as written): the git hook the
+    copy-time task installed refuses the commit, and `poe ci` fails, naming both files."""
+    edited = {name: (project / name).read_bytes() for name in (".gitignore", "dvc.lock")}
+    head = sh("git", "rev-parse", "HEAD", cwd=project).stdout
+    try:
+        for name, content in edited.items():
+            text = content.decode()
+            first, rest = text.split("\n", 1)
+            marked = CONFLICT.format(ours=f"{first}\n", theirs=f"{first}  # v2\n")
+            (project / name).write_text(marked + rest)
+        sh("git", "add", *edited, cwd=project)
+        refused = sh("git", "-c", "user.name=T", "-c", "user.email=t@example.com", "commit",
+                     "-m", "Update to template v2", cwd=project, check=False)  # fmt: skip
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0, output
+        for name in edited:
+            assert f"{name}:1: Merge conflict string '<<<<<<<' found" in output, output
+        assert sh("git", "rev-parse", "HEAD", cwd=project).stdout == head
+        ci = sh("uv", "run", "poe", "ci", cwd=project, check=False)
+        assert ci.returncode != 0, ci.stdout[-2000:]
+        assert "no conflict markers" in ci.stdout and "Failed" in ci.stdout, ci.stdout[-3000:]
+        for name in edited:
+            assert f"{name}:1: Merge conflict string '<<<<<<<' found" in ci.stdout
+        assert f"Poe => python -m {PACKAGE} pipeline" not in ci.stdout + ci.stderr  # lint first
+    finally:
+        sh("git", "reset", "--quiet", cwd=project)
+        for name, content in edited.items():
+            (project / name).write_bytes(content)
+    assert sh("git", "status", "--porcelain", cwd=project).stdout == ""
+
+
 def test_benchmark_times_every_command_poe_ci_runs(project):
     """benchmarks/bench.py times `poe ci` task by task from its own reading of pyproject.toml:
     those tasks' commands must be the ones poe itself would run for `ci` (its dry run)."""

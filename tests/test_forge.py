@@ -1,5 +1,8 @@
 """The generated scripts/forge.py: tokens stay out of URLs and logs, and a remote that cannot
-be read is an error, never taken for "the branch is absent"."""
+be read is an error, never taken for "the branch is absent". scripts/template_update.py: an
+update that conflicts (or whose uv.lock could not be re-locked) is pushed and proposed with what
+to fix listed, and the job fails; a clean one stays a green job. The generated .gitattributes:
+lock files are never merged line by line when the update branch is merged."""
 
 from __future__ import annotations
 
@@ -13,8 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.harness.commands import run
 from tests.harness.git import commit, git
-from tests.harness.render import REPO_ROOT, generated_from_release, render
+from tests.harness.github import gh_standin
+from tests.harness.render import (
+    REPO_ROOT,
+    TEMPLATE_V2_NOTE,
+    clone,
+    generated_from_release,
+    render,
+)
 
 TOKEN = "glpat-secret-token-value"
 GITLAB = {
@@ -128,3 +139,146 @@ def test_template_update_fails_clearly_when_the_remote_cannot_be_read(
     assert result.stderr.startswith("template update: FAILED: cannot read branches of the remote")
     assert "Traceback" not in result.stderr and TOKEN not in result.stdout + result.stderr
     assert git(project, "branch", "--list", "template-update/*") == ""
+
+
+@pytest.fixture(scope="module")
+def one_release_behind(template_src, template_releases, tmp_path_factory, offline_uv_env):
+    """A repository made from v1.0.0 (rendered, locked and committed, as generated), while
+    v2.0.0, which adds a line at the top of .pre-commit-config.yaml, is out."""
+    project = render(template_src, tmp_path_factory.mktemp("behind") / "my-model", {})
+    git(project, "init", "--quiet", "--initial-branch=main")
+    run(["uv", "lock", "--quiet"], project, {**os.environ, **offline_uv_env})
+    commit(project, "Generated")
+    generated_from_release(project, template_releases, "v1.0.0")
+    return project
+
+
+def job_env(gh: Path, uv_env: dict[str, str]) -> dict[str, str]:
+    """The GitHub job's environment (GITHUB_ACTIONS, GH_TOKEN, the workflow's UV_FROZEN), with
+    the recording `gh` stand-in in gh first on PATH."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(uv_env)
+    env.update(GITHUB_ACTIONS="true", GH_TOKEN="t0k", GITHUB_REPOSITORY="acme/my-model",
+               GH_STANDIN_DIR=str(gh), PATH=f"{gh}{os.pathsep}{env['PATH']}",
+               UV_FROZEN="1")  # fmt: skip
+    return env
+
+
+def scheduled_update(project: Path, tmp_path: Path, uv_env: dict[str, str], team_edit=None):
+    """The GitHub job's `poe template-update` (GITHUB_ACTIONS, GH_TOKEN, the workflow's
+    UV_FROZEN) in a fresh clone of a bare origin made from project, after team_edit (if any)
+    was committed and pushed; `gh pr create` meets the recording stand-in. The job's result,
+    the origin and the stand-in's calls."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(project), str(origin))
+    work = clone(origin, tmp_path / "work")
+    if team_edit:
+        team_edit(work)
+        commit(work, "Team edits")
+        git(work, "push", "--quiet", "origin", "HEAD")
+    gh = gh_standin(tmp_path / "gh-standin")
+    result = run([sys.executable, "scripts/template_update.py"], work, job_env(gh, uv_env),
+                 check=False)  # fmt: skip
+    print(result.stdout[-3000:], result.stderr[-3000:])
+    calls = gh / "calls.log"
+    return result, origin, calls.read_text() if calls.exists() else ""
+
+
+def conflicting_edits(work: Path) -> None:
+    """The team rewrote the first line of .pre-commit-config.yaml, where v2.0.0 adds one, and
+    asked for a pyyaml release that does not exist (`uv lock` cannot succeed)."""
+    hooks = work / ".pre-commit-config.yaml"
+    first, rest = hooks.read_text().split("\n", 1)
+    hooks.write_text("# Team: hooks reviewed by the ML platform team.\n" + rest)
+    pyproject = work / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('"pyyaml>=6"', '"pyyaml>=999"', 1))
+
+
+@pytest.mark.slow
+def test_conflicting_scheduled_update_is_proposed_with_its_conflicts_and_fails(
+    one_release_behind, tmp_path, offline_uv_env
+):
+    result, origin, calls = scheduled_update(
+        one_release_behind, tmp_path, offline_uv_env, conflicting_edits
+    )
+    branch = "template-update/2.0.0"
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    # Pushed and proposed for review, with the conflicting file and the lock named.
+    assert "https://github.com/acme/my-model/pull/1" in result.stdout
+    assert calls.startswith(f"pr create --head {branch} --title Template 2.0.0 (conflicts"), calls
+    assert "- conflict: .pre-commit-config.yaml\n" in calls
+    assert "- uv.lock not updated (run `uv lock` on the branch): " in calls
+    pushed = git(origin, "show", f"{branch}:.pre-commit-config.yaml")
+    assert "<<<<<<< " in pushed and TEMPLATE_V2_NOTE in pushed and "# Team: hooks" in pushed
+    # The job's own output says so too, and shows post-update's failing `uv lock`.
+    assert f"template update: FAILED: {branch} is pushed with 2 problem(s)" in result.stderr
+    assert "- conflict: .pre-commit-config.yaml" in result.stderr
+    assert "[post-update] lock dependencies: uv lock" in output
+    assert "these commands failed" in output and "    uv lock" in output
+    # Next week's run opens no second request, and stays red while the markers are there.
+    again = run([sys.executable, "scripts/template_update.py"], clone(origin, tmp_path / "again"),
+                job_env(tmp_path / "gh-standin", offline_uv_env), check=False)  # fmt: skip
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert f"{branch} still has conflict markers" in again.stderr
+    assert "- conflict: .pre-commit-config.yaml" in again.stderr
+    assert (tmp_path / "gh-standin" / "calls.log").read_text() == calls
+
+
+@pytest.mark.slow
+def test_clean_scheduled_update_is_a_green_job_with_a_fresh_lock(
+    one_release_behind, tmp_path, offline_uv_env
+):
+    result, origin, calls = scheduled_update(one_release_behind, tmp_path, offline_uv_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "template update: https://github.com/acme/my-model/pull/1"
+    )
+    assert "FAILED" not in result.stdout + result.stderr
+    assert calls.startswith("pr create --head template-update/2.0.0 --title Template 2.0.0 --body")
+    assert "conflict" not in calls
+    # post-update's `uv lock` ran in the job despite its UV_FROZEN, and the lock it pushed is
+    # current.
+    assert "[post-update] lock dependencies: uv lock" in result.stdout
+    review = clone(origin, tmp_path / "review")
+    git(review, "checkout", "--quiet", "template-update/2.0.0")
+    assert git(review, "show", "HEAD:.pre-commit-config.yaml").startswith(TEMPLATE_V2_NOTE)
+    run(["uv", "lock", "--check"], review, {**os.environ, **offline_uv_env})
+    again = run([sys.executable, "scripts/template_update.py"], clone(origin, tmp_path / "again"),
+                job_env(tmp_path / "gh-standin", offline_uv_env), check=False)  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "template-update/2.0.0 already exists" in again.stdout
+
+
+def test_merging_an_update_branch_never_writes_markers_into_lock_files(
+    one_release_behind, tmp_path
+):
+    """The update branch and main both changed uv.lock and dvc.lock (re-locked, re-run) and a
+    template file: git marks the lock files conflicted but keeps main's copy, without markers
+    (they are re-locked / re-run, not merged), while the template file gets ordinary markers."""
+    repo = clone(one_release_behind, tmp_path / "repo")
+    lock = (repo / "uv.lock").read_text()
+    (repo / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    commit(repo, "Pipeline run")
+    changed = ("uv.lock", "dvc.lock", "params.yaml")
+
+    def change_all(side: str) -> dict[str, bytes]:
+        for name in changed:
+            path = repo / name
+            path.write_text(f"# {side}\n" + path.read_text())
+        commit(repo, f"Changed on {side}")
+        return {name: (repo / name).read_bytes() for name in changed}
+
+    git(repo, "switch", "--quiet", "--create", "template-update/2.0.0")
+    change_all("the update branch")
+    git(repo, "switch", "--quiet", "-")
+    main = change_all("main")
+    merge = subprocess.run(
+        ["git", "merge", "template-update/2.0.0"], cwd=repo, capture_output=True, text=True
+    )
+    assert merge.returncode == 1, merge.stdout + merge.stderr
+    assert git(repo, "diff", "--name-only", "--diff-filter=U").split() == sorted(changed)
+    for name in ("uv.lock", "dvc.lock"):
+        assert (repo / name).read_bytes() == main[name], f"{name} was merged line by line"
+    assert "<<<<<<< " in (repo / "params.yaml").read_text()  # a real conflict, for contrast
+    assert lock in (repo / "uv.lock").read_text()

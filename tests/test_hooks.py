@@ -1,17 +1,22 @@
 """hooks/post_copy.py: clear errors for missing tools, and a plan that only runs on copy;
-hooks/post_update.py: the data contract for a repository from an earlier release;
+hooks/post_update.py: the data contract for a repository from an earlier release, and a uv.lock
+re-locked (never kept with conflict markers, nor left stale by the job's UV_FROZEN);
 hooks/mlops_layout.py: the team's imports carried to the mlops/ layout."""
 
 from __future__ import annotations
 
 import ast
+import os
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from tests.harness.commands import run
+from tests.harness.git import commit
 from tests.harness.render import REPO_ROOT, render
 
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
@@ -138,6 +143,64 @@ def test_update_writes_the_bundled_contract_only_into_a_repository_without_one(t
     written.write_text("features: {}  # the team's own\n")
     assert post_update.write_missing_contract("demo", tmp_path) is None
     assert written.read_text() == "features: {}  # the team's own\n"
+
+
+TINY_PROJECT = """\
+[project]
+name = "tiny"
+version = "0.1.0"
+requires-python = ">=3.10"
+dependencies = []
+"""
+
+
+def with_conflict_markers(lock: str) -> str:
+    """uv.lock as a bad merge leaves it: both sides of the project's version kept."""
+    ours = 'version = "0.1.0"\n'
+    assert ours in lock
+    return lock.replace(
+        ours, f'<<<<<<< HEAD\n{ours}=======\nversion = "0.1.5"\n>>>>>>> other-branch\n', 1
+    )
+
+
+@pytest.mark.parametrize("committed_with_markers", [False, True], ids=["working", "committed"])
+def test_update_relocks_a_lock_with_conflict_markers_despite_uv_frozen(
+    tmp_path, committed_with_markers
+):
+    """The real post-update task in a small repository whose update changed pyproject.toml and
+    whose uv.lock holds conflict markers (in the working tree, or committed by an earlier bad
+    merge), run with the scheduled job's UV_FROZEN=1: uv.lock is re-locked, never kept."""
+    repo = tmp_path / "repo"
+    (repo / "src" / "tiny").mkdir(parents=True)
+    (repo / "src" / "tiny" / "schema.yaml").write_text("features: {}\n")
+    (repo / "pyproject.toml").write_text(TINY_PROJECT)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    answers = {**ANSWERS, "package_name": "tiny", "python_version": python}
+    (repo / ".copier-answers.yml").write_text(yaml.safe_dump(answers))
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    run(["git", "init", "--quiet"], repo)
+    run(["uv", "lock", "--quiet"], repo, env)
+    lock = repo / "uv.lock"
+    clean = lock.read_text()
+    if committed_with_markers:
+        lock.write_text(with_conflict_markers(clean))
+    commit(repo, "Generated")
+    lock.write_text(with_conflict_markers(clean))
+    (repo / "pyproject.toml").write_text(TINY_PROJECT.replace("0.1.0", "0.2.0"))  # the update
+
+    result = run(
+        [sys.executable, str(REPO_ROOT / "hooks" / "post_update.py")],
+        repo,
+        {**env, "UV_FROZEN": "1"},
+    )
+    assert "these commands failed" not in result.stderr, result.stderr
+    relocked = lock.read_text()
+    assert "<<<<<<<" not in relocked and ">>>>>>>" not in relocked
+    assert 'name = "tiny"\nversion = "0.2.0"' in relocked
+    run(["uv", "lock", "--check"], repo, env)
+    expected = "from scratch" if committed_with_markers else "from the committed uv.lock"
+    assert "[post-update] uv.lock had conflict markers" in result.stdout
+    assert expected in result.stdout, result.stdout
 
 
 def test_copy_task_runs_only_on_copy():
