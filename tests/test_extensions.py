@@ -1,6 +1,7 @@
 """extensions.py, called directly: each validator's good and bad answers with the message it
-gives, the rename checks of update and recopy, and the computed answers. tests/test_bad_answers.py
-and tests/test_hostile_answers.py render through Copier, which loads the same functions."""
+gives, the rename checks of update and recopy, and the computed answers; then how Copier loads
+the module (from a clone of a release, and the message without the loader).
+tests/test_bad_answers.py and tests/test_hostile_answers.py render through Copier with it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import ast
 import random
 import re
 import string
+import subprocess
 import sys
 
 import jinja2
@@ -16,6 +18,7 @@ import yaml
 
 import extensions as ext
 from tests.harness.matrix import COPIER_YML, QUESTIONS
+from tests.harness.render import render
 
 ONE_LINE = "(no newlines, tabs or control characters)."
 VALIDATORS = {
@@ -346,3 +349,45 @@ def test_validators_render_in_jinja_as_copier_calls_them(tmp_path):
     assert render("project_name", "two\nlines").startswith("project_name must be one line")
     default = env.from_string(QUESTIONS["project_name_literal"]["default"])
     assert default.render(project_name='say "hi"') == "'say \"hi\"'"
+
+
+def test_copier_loads_the_module_from_a_clone_of_a_release(template_releases, tmp_path):
+    """`copy --vcs-ref` (and update, recopy) render from a temporary clone that is not on
+    sys.path: the loader still finds extensions.py there, its validators refuse and its
+    computed answers render."""
+    with pytest.raises(ValueError, match="question 'package_name'.*is a Python keyword"):
+        render(template_releases, tmp_path / "refused", {"package_name": "class"}, vcs_ref="v2.0.0")
+    dst = render(
+        template_releases, tmp_path / "project", {"project_name": "Churn Model"}, vcs_ref="v2.0.0"
+    )
+    answers = yaml.safe_load((dst / ".copier-answers.yml").read_text())
+    assert answers["package_name"] == "churn_model" and answers["project_slug"] == "churn-model"
+
+
+# Copier in a fresh process where copier_template_extensions cannot be imported, as after
+# `uvx copier ...` without `--with copier-template-extensions`.
+WITHOUT_LOADER = """
+import sys
+import copier
+
+class Missing:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "copier_template_extensions":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Missing())
+copier.run_copy(sys.argv[1], sys.argv[2], defaults=True, unsafe=True, skip_tasks=True)
+"""
+
+
+def test_copier_without_the_loader_stops_naming_it(template_src, tmp_path):
+    dst = tmp_path / "project"
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_LOADER, str(template_src), str(dst)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "Copier could not load some Jinja extensions" in result.stderr
+    assert "No module named 'copier_template_extensions'" in result.stderr
+    assert not dst.exists() or not any(dst.iterdir())
