@@ -19,8 +19,9 @@ How Copier loads this file: copier.yml lists `copier_template_extensions.Templat
 imports this file by its path in the template. A dotted import (`extensions.QuestionsExtension`)
 needs no extra package but only works when the template directory happens to be on sys.path,
 which Copier does not arrange: `copier copy --vcs-ref`, `update` and `recopy` render from a
-temporary clone (Copier issue 2557), so every command this project documents would fail with
-"No module named 'extensions'". Copier without the loader installed stops before asking
+temporary clone (Copier issue 2557), and with Copier 9.19.1 `copy --vcs-ref HEAD` stops with
+"No module named 'extensions'" even when run from the template's directory: every command this
+project documents would fail. Copier without the loader installed stops before asking
 anything, with "Copier could not load some Jinja extensions: No module named
 'copier_template_extensions'": the docs' commands all run Copier with it.
 
