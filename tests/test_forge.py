@@ -73,12 +73,16 @@ def test_github_push_sends_its_token_as_a_header(forge, tmp_path):
 
 
 def test_template_update_runs_the_copier_release_the_template_is_tested_with(forge):
-    """`uvx copier` at the exact version this repository locks, not any release in a range."""
+    """`uvx copier` at the exact version this repository locks, not any release in a range,
+    with the exact copier-template-extensions that loads the template's extensions.py."""
     scripts = Path(forge.__file__).parent
-    pinned = re.search(r'"copier==([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text())
-    assert pinned, "the template's pyproject.toml pins copier"
     update = (scripts / "template_update.py").read_text()
-    assert f'"--from", "copier=={pinned.group(1)}"' in update
+    command = re.search(r"^COPIER = (.*)$", update, re.MULTILINE).group(1)
+    for package in ("copier", "copier-template-extensions"):
+        pinned = re.search(rf'"{package}==([^"]+)"', (REPO_ROOT / "pyproject.toml").read_text())
+        assert pinned, f"the template's pyproject.toml pins {package}"
+        assert f'"{package}=={pinned.group(1)}"' in command
+    assert '"--with", "copier-template-extensions==' in command
 
 
 def test_a_failing_push_prints_no_token(forge, tmp_path):

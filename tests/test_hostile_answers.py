@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 import tokenize
 import tomllib
 from pathlib import Path
@@ -21,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from tests.harness.checks import assert_answers_recorded, assert_data_files_parse
-from tests.harness.matrix import QUESTIONS
 from tests.harness.render import render
 
 # Code an answer may try to smuggle in: it would create this file (under the test's tmp_path).
@@ -137,12 +135,6 @@ def test_the_corpus_is_large_and_covers_every_free_text_question():
     free_text = {"project_name", "project_slug", "package_name", "description", "author_name"}
     assert len(CORPUS) >= 60
     assert free_text | {"author_email", "dvc_remote_url"} <= {case[0] for case in CORPUS}
-
-
-def test_reserved_module_names_cover_the_standard_library():
-    reserved = set(QUESTIONS["reserved_module_names"]["default"])
-    stdlib = {name for name in sys.stdlib_module_names if not name.startswith("_")}
-    assert stdlib <= reserved, f"add to reserved_module_names in copier.yml: {stdlib - reserved}"
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from forge import TOKENS, branch_exists, open_request, provider, push_remote, ru
 
 # The exact Copier release the template is tested with (copier.yml, _min_copier_version is
 # the oldest it accepts): a template update never picks up an untested release.
-COPIER = ["uvx", "--from", "copier==9.19.1", "copier"]
+COPIER = ["uvx", "--with", "copier-template-extensions==0.3.4", "copier==9.19.1"]
 # CI checkouts have no git identity; the update commit is signed off as this bot.
 BOT = ["git", "-c", "user.name=template-update", "-c", "user.email=template-update@localhost"]
 # The line starts git and Copier write around a conflict (as check-merge-conflict looks for).

@@ -22,12 +22,17 @@ import jinja2
 import yaml
 from covertable import make as covering_array
 
+from extensions import QuestionsExtension
+
 COPIER_YML = Path(__file__).resolve().parents[2] / "copier.yml"
 QUESTIONS: dict[str, dict[str, Any]] = {
     name: spec
     for name, spec in yaml.safe_load(COPIER_YML.read_text()).items()
     if not name.startswith("_")
 }
+# copier.yml's Jinja (when, defaults, validators) with the template's own functions, as Copier
+# renders it (extensions.py).
+JINJA = jinja2.Environment(extensions=[QuestionsExtension])
 # Questions whose values only substitute into text (a version string, a licence text) or add
 # one self-contained file (LICENSE, renovate.json) that nothing else refers to.
 VALUE_ONLY = ("python_version", "license", "renovate")
@@ -84,7 +89,7 @@ def asked(name: str, answers: dict[str, Any]) -> bool:
     when = QUESTIONS[name].get("when", True)
     if not isinstance(when, str):
         return bool(when)
-    rendered = jinja2.Environment().from_string(when).render(**answers)
+    rendered = JINJA.from_string(when).render(**answers)
     return rendered.strip().lower() in ("true", "1", "yes", "y", "on")
 
 
@@ -94,7 +99,7 @@ def effective_answer(answers: dict[str, Any], name: str) -> Any:
         return answers[name]
     default = QUESTIONS[name].get("default")
     if isinstance(default, str) and "{" in default:
-        return jinja2.Environment().from_string(default).render(**answers)
+        return JINJA.from_string(default).render(**answers)
     return default
 
 
@@ -102,7 +107,7 @@ def rejected(answers: dict[str, Any]) -> bool:
     """Whether a validator of one of these questions rejects this combination of answers."""
     for name in answers:
         validator = QUESTIONS[name].get("validator")
-        if validator and jinja2.Environment().from_string(validator).render(**answers).strip():
+        if validator and JINJA.from_string(validator).render(**answers).strip():
             return True
     return False
 

@@ -17,7 +17,7 @@ import yaml
 from tests.harness.git import commit, git
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_PARTS = ("copier.yml", "template", "hooks")
+TEMPLATE_PARTS = ("copier.yml", "extensions.py", "template", "hooks")
 # The one template-owned change of release v2.0.0 in template_releases.
 TEMPLATE_V2_NOTE = "# Template v2.0.0: pre-commit hooks reviewed.\n"
 # The one PyTorch build this machine can install offline: a CPU wheel that the machine image
