@@ -19,7 +19,7 @@ import yaml
 from tests.harness.ci_variants import ALL_PROVIDERS, GITLAB_ONLY
 from tests.harness.commands import run
 from tests.harness.render import clone
-from tests.harness.services import free_port, http_ok, service
+from tests.harness.services import api_command, free_port, http_ok, service
 
 # Each test names the xdist group of its cached project (xdist would join a module-wide
 # group and a test's own into a third group, on any worker).
@@ -61,15 +61,7 @@ def test_schemathesis_finds_no_failure(
     project = generated_projects(project_variant)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [
-        "uv",
-        "run",
-        "--frozen",
-        "uvicorn",
-        f"{PACKAGE}.mlops.serve:app",
-        "--port",
-        str(port),
-    ]
+    command = api_command(PACKAGE, port)
     env = {"API_KEY": api_key} if api_key else {}
     with service(command, lambda: http_ok(f"{base}/health"), project, env, 120, tmp_path / "log"):
         fuzz = [str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--checks", "all"]

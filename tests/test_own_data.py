@@ -40,7 +40,7 @@ from tests.harness.datasets import Dataset, write_csv
 from tests.harness.docs import fenced_block
 from tests.harness.git import git
 from tests.harness.render import REPO_ROOT, clone, generated_from_release
-from tests.harness.services import free_port, http_json, http_ok, service
+from tests.harness.services import api_command, free_port, http_json, http_ok, service
 
 pytestmark = pytest.mark.slow
 
@@ -153,15 +153,7 @@ def assert_answers(dataset: Dataset, answers: list) -> None:
 def assert_api(project: Path, dataset: Dataset, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [
-        "uv",
-        "run",
-        "--frozen",
-        "uvicorn",
-        f"{PACKAGE}.mlops.serve:app",
-        "--port",
-        str(port),
-    ]
+    command = api_command(PACKAGE, port)
     with service(command, lambda: http_ok(f"{base}/health"), project, {}, 120, tmp_path / "api"):
         rows = sample_rows(dataset)
         status, body = http_json("POST", f"{base}/predict", {"rows": rows})
