@@ -4,10 +4,12 @@ and invalid data reaching the pipeline."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
+from tests.harness.commands import run
 from tests.harness.git import commit, git
 from tests.harness.render import clone
 
@@ -30,14 +32,21 @@ def metric_below_threshold(project: Path) -> str:
 
 
 def invalid_data(project: Path) -> str:
-    """Corrupt the data source: the sample stage now writes an unknown label."""
-    package = next(p for p in (project / "src").iterdir() if p.is_dir())
-    data_py = package / "data.py"
-    source = data_py.read_text()
-    marker = "    df = df[[*FEATURES, TARGET]]\n"
-    assert marker in source, "data.py changed: update this scenario"
-    data_py.write_text(source.replace(marker, marker + "    df.loc[0, TARGET] = 9\n"))
-    commit(project, "Corrupt the data source")
+    """A new version of the data set with an unknown label, committed as a team commits data
+    (its .dvc file names the version; `dvc push` sends it to the remote CI pulls from)."""
+    raw = "data/raw/dataset.csv"
+    dvc = ["uv", "run", "--frozen", "dvc"]
+    env = dict(os.environ)
+    run([*dvc, "pull", "--quiet", raw], project, env)
+    path = project / raw
+    header, first, *rest = path.read_text().splitlines(keepends=True)
+    assert header.rstrip("\n").split(",")[-1] == "label", "the sample changed: update this"
+    first = first.rstrip("\n").rsplit(",", 1)[0] + ",9\n"  # the target is the last column
+    path.unlink()  # it may be a link into DVC's cache, which must stay as it is
+    path.write_text(header + first + "".join(rest))
+    run([*dvc, "add", "--quiet", raw], project, env)
+    run([*dvc, "push", "--quiet"], project, env)
+    commit(project, "A new version of the data set")
     return "unknown labels 9"
 
 
