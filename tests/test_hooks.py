@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.harness.git import commit
 from tests.harness.render import REPO_ROOT, render
 
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
@@ -138,6 +139,45 @@ def test_update_writes_the_bundled_contract_only_into_a_repository_without_one(t
     written.write_text("features: {}  # the team's own\n")
     assert post_update.write_missing_contract("demo", tmp_path) is None
     assert written.read_text() == "features: {}  # the team's own\n"
+
+
+def test_update_removes_only_the_tracked_outputs_an_old_answer_owned(
+    tmp_path, monkeypatch, capsys
+):
+    """Leaving dvclive: `git rm -r` its tracked logs, one line per path; a switch between other
+    trackers, the data, the models and untracked history are left alone."""
+    files = ["dvclive/train/metrics.json", "dvclive/evaluate/plots/metrics/recall_0.tsv"]
+    files += ["data/raw/dataset.csv", "models/model.joblib", "mlruns/mlflow.db"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    subprocess.run(["git", "init", "--quiet"], cwd=tmp_path, check=True)
+    (tmp_path / ".gitignore").write_text("mlruns/\n")
+    commit(tmp_path, "outputs")
+    monkeypatch.chdir(tmp_path)
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout
+
+    assert post_update.remove_leftovers(
+        {"experiment_tracking": "none"}, {"experiment_tracking": "mlflow"}
+    ) == []
+    assert "mlruns/" in capsys.readouterr().out, "says where MLflow's history stays"
+    assert post_update.remove_leftovers({"experiment_tracking": "dvclive"}, {}) == []
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout
+    assert listed == tracked
+
+    removed = post_update.remove_leftovers(
+        {"experiment_tracking": "mlflow"}, {"experiment_tracking": "dvclive"}
+    )
+    assert removed == ["dvclive"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "[post-update] removed dvclive/ (2 tracked files, outputs of "
+        "experiment_tracking=dvclive, an answer this update changed)"
+    ]
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout.split()
+    assert listed == [".gitignore", "data/raw/dataset.csv", "models/model.joblib"]
+    assert not (tmp_path / "dvclive").exists()
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
 
 
 def test_copy_task_runs_only_on_copy():
