@@ -141,9 +141,7 @@ def test_update_writes_the_bundled_contract_only_into_a_repository_without_one(t
     assert written.read_text() == "features: {}  # the team's own\n"
 
 
-def test_update_removes_only_the_tracked_outputs_an_old_answer_owned(
-    tmp_path, monkeypatch, capsys
-):
+def test_update_removes_only_the_tracked_outputs_an_old_answer_owned(tmp_path, monkeypatch, capsys):
     """Leaving dvclive: `git rm -r` its tracked logs, one line per path; a switch between other
     trackers, the data, the models and untracked history are left alone."""
     files = ["dvclive/train/metrics.json", "dvclive/evaluate/plots/metrics/recall_0.tsv"]
@@ -157,9 +155,8 @@ def test_update_removes_only_the_tracked_outputs_an_old_answer_owned(
     monkeypatch.chdir(tmp_path)
     tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout
 
-    assert post_update.remove_leftovers(
-        {"experiment_tracking": "none"}, {"experiment_tracking": "mlflow"}
-    ) == []
+    mlflow, none = {"experiment_tracking": "mlflow"}, {"experiment_tracking": "none"}
+    assert post_update.remove_leftovers(none, mlflow) == []
     assert "mlruns/" in capsys.readouterr().out, "says where MLflow's history stays"
     assert post_update.remove_leftovers({"experiment_tracking": "dvclive"}, {}) == []
     listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout
