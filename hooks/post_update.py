@@ -16,6 +16,11 @@ without a version, stage "after"), before the team reviews and commits:
   template's code pointed at their new place (mlops_layout.py), then sorted by ruff;
 - a repository whose data set was the output of the bundled sample's `data` stage (gone from
   dvc.yaml: the data is a DVC-tracked file) has it put under DVC as it is (`dvc add`).
+- a changed answer takes away the tracked pipeline outputs its old value owned (OWNED_OUTPUTS:
+  DVCLive's `dvclive/`, kept in git as `cache: false` outputs); Copier itself deletes the
+  template's files of the old value. serving and ci_providers own no such outputs: their files
+  are the template's, and deploy/smoke-request.json is the team's. Local history that git
+  ignores (MLflow's `mlruns/`) stays, and the hook says where it is.
 A failure does not undo the update: it says what to run by hand.
 """
 
@@ -43,6 +48,54 @@ REMOTE_ANSWERS = ("dvc_remote", "dvc_remote_url")
 BUNDLED_CONTRACT = (
     Path(__file__).resolve().parents[1] / "template" / "src" / "{{ package_name }}" / "schema.yaml"
 )
+
+
+# Tracked outputs an answer's value owns beyond the template's files: (question, value) ->
+# paths that `git rm -r` removes when the answer changes away from the value. Never a team-owned
+# file, the data or the models (PROTECTED).
+OWNED_OUTPUTS = {("experiment_tracking", "dvclive"): ("dvclive",)}
+PROTECTED = ("data", "models", "src", "notebooks", "tests", "deploy", "params.yaml", "README.md")
+# Git-ignored local history an answer's value leaves behind: kept, and named.
+LOCAL_HISTORY = {
+    ("experiment_tracking", "mlflow"): (
+        "mlruns",
+        "MLflow's local runs and registry stay in mlruns/ (git-ignored; "
+        "`uv run --with mlflow mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db` "
+        "browses them); delete the folder when you no longer need them",
+    )
+}
+
+
+def leftovers(answers: dict, previous: dict) -> list[str]:
+    """The paths the previous answers owned that the new answers do not."""
+    paths = []
+    for (question, value), owned in OWNED_OUTPUTS.items():
+        if previous.get(question) == value and answers.get(question) != value:
+            paths += [path for path in owned if path.split("/")[0] not in PROTECTED]
+    return paths
+
+
+def remove_leftovers(answers: dict, previous: dict) -> list[str]:
+    """`git rm -r` each leftover path that git tracks; one line per path removed. The paths."""
+    removed = []
+    for path in leftovers(answers, previous):
+        listed = subprocess.run(
+            ["git", "ls-files", "--", path], capture_output=True, text=True, check=True
+        ).stdout.split()
+        if not listed:
+            continue
+        subprocess.run(["git", "rm", "-r", "--quiet", "--", path], check=True)
+        owner = next(f"{q}={v}" for (q, v), owned in OWNED_OUTPUTS.items() if path in owned)
+        print(
+            f"[post-update] removed {path}/ ({len(listed)} tracked files, outputs of {owner}, "
+            "an answer this update changed)",
+            flush=True,
+        )
+        removed.append(path)
+    for (question, value), (path, note) in LOCAL_HISTORY.items():
+        if previous.get(question) == value != answers.get(question) and Path(path).exists():
+            print(f"[post-update] {note}", flush=True)
+    return removed
 
 
 def previous_answers() -> dict:
@@ -110,13 +163,15 @@ def write_missing_contract(package: str, repo: Path = Path(".")) -> Path | None:
 
 def main() -> int:
     answers = yaml.safe_load(Path(ANSWERS).read_text())
+    previous = previous_answers()
+    remove_leftovers(answers, previous)
     written = write_missing_contract(answers["package_name"])
     if written:
         print(
             f"[post-update] wrote {written}: the data contract this release reads (the bundled "
             "sample's columns). If your data is not the sample, make it yours before committing: "
             "`uv run poe adopt-data data/raw/dataset.csv --target COLUMN`, or edit the file "
-            '(its format: "Your own data" in the README of a new copy of the template).',
+            '(its format: docs/how-to.md, "Your own data").',
             flush=True,
         )
     rewritten = migrate(Path("."), answers["package_name"])
@@ -143,7 +198,7 @@ def main() -> int:
     if discarded:
         print(f"[post-update] {discarded}", flush=True)
     failed = []
-    for description, command in steps(answers, previous_answers(), rewritten):
+    for description, command in steps(answers, previous, rewritten):
         print(f"[post-update] {description}: {shlex.join(command)}", flush=True)
         if subprocess.run(command, env=lock_environment()).returncode != 0:
             failed.append(shlex.join(command))

@@ -178,7 +178,7 @@ def test_help_and_the_api_start_import_only_what_they_use(project):
     assert not api & {"dvc", "dvclive", "mlflow", "torch"}, api
 
 
-# Journey 8: the default README's shell commands that are not run here, and why.
+# Journey 8: the default README's and how-to's shell commands that are not run here, and why.
 README_NOT_RUN = {
     "uv run poe deploy staging": "needs a real staging host and registry (DEPLOY_HOST, ...); "
     "tests/test_deploy.py deploys the same task to a local SSH host",

@@ -203,6 +203,42 @@ def test_update_relocks_a_lock_with_conflict_markers_despite_uv_frozen(
     assert expected in result.stdout, result.stdout
 
 
+def test_update_removes_only_the_tracked_outputs_an_old_answer_owned(tmp_path, monkeypatch, capsys):
+    """Leaving dvclive: `git rm -r` its tracked logs, one line per path; a switch between other
+    trackers, the data, the models and untracked history are left alone."""
+    files = ["dvclive/train/metrics.json", "dvclive/evaluate/plots/metrics/recall_0.tsv"]
+    files += ["data/raw/dataset.csv", "models/model.joblib", "mlruns/mlflow.db"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    subprocess.run(["git", "init", "--quiet"], cwd=tmp_path, check=True)
+    (tmp_path / ".gitignore").write_text("mlruns/\n")
+    commit(tmp_path, "outputs")
+    monkeypatch.chdir(tmp_path)
+    tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout
+
+    mlflow, none = {"experiment_tracking": "mlflow"}, {"experiment_tracking": "none"}
+    assert post_update.remove_leftovers(none, mlflow) == []
+    assert "mlruns/" in capsys.readouterr().out, "says where MLflow's history stays"
+    assert post_update.remove_leftovers({"experiment_tracking": "dvclive"}, {}) == []
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout
+    assert listed == tracked
+
+    removed = post_update.remove_leftovers(
+        {"experiment_tracking": "mlflow"}, {"experiment_tracking": "dvclive"}
+    )
+    assert removed == ["dvclive"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "[post-update] removed dvclive/ (2 tracked files, outputs of "
+        "experiment_tracking=dvclive, an answer this update changed)"
+    ]
+    listed = subprocess.run(["git", "ls-files"], capture_output=True, text=True).stdout.split()
+    assert listed == [".gitignore", "data/raw/dataset.csv", "models/model.joblib"]
+    assert not (tmp_path / "dvclive").exists()
+    assert (tmp_path / "mlruns" / "mlflow.db").is_file()
+
+
 def test_copy_task_runs_only_on_copy():
     tasks = yaml.safe_load((REPO_ROOT / "copier.yml").read_text())["_tasks"]
     assert tasks and all("_copier_operation == 'copy'" in task["when"] for task in tasks)

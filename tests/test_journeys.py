@@ -184,6 +184,7 @@ def test_team_owned_files_are_one_list_for_update_and_recopy(template_src, tmp_p
     assert files(copy) - files(update) == team
     assert {"src/my_model/__init__.py", "src/my_model/__main__.py"} <= files(update)
     assert "src/my_model/mlops/api.py" in files(update)
+    assert "docs/how-to.md" in files(update), "the how-to is the template's: updates rewrite it"
 
 
 @pytest.fixture

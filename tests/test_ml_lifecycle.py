@@ -384,7 +384,7 @@ def test_cloud_remotes_are_configured_by_the_copy_hook(
     listed = sh(dvc, "remote", "list", cwd=project).stdout.split()
     assert listed == ["storage", url, "(default)"] or listed[:2] == ["storage", url]
     assert "remote = storage" in (project / ".dvc" / "config").read_text()
-    readme = (project / "README.md").read_text()
-    assert secret in readme and url in readme
+    how_to = (project / "docs" / "how-to.md").read_text()
+    assert secret in how_to and url in how_to
     extra = {"gcs": "gs"}.get(remote, remote)
     assert f'"dvc[{extra}]>=' in (project / "pyproject.toml").read_text()

@@ -131,6 +131,40 @@ def assert_contract_describes(project: Path, dataset: Dataset) -> None:
     assert expected <= set(metrics), metrics
 
 
+# The per-label and per-kind outputs of evaluate (and of DVCLive's evaluate logs).
+# A per-label output of the sample (labels 0 to 2) that no adopted data set here has.
+SAMPLE_RECALL = "dvclive/evaluate/plots/metrics/recall_0.tsv"
+PLOTS_OF_KIND = {True: {"confusion.csv", "class_scores.csv"}, False: {"predictions.csv"}}
+
+
+def assert_no_sample_outputs_remain(project: Path, dataset: Dataset) -> None:
+    """Nothing the bundled sample's pipeline wrote is left, on disk or in the commit: its plots
+    of the other kind of target and its per-label metrics (recall_0 ... of the sample's labels
+    0 to 2, dvclive/evaluate/plots/metrics/recall_0.tsv). DVC empties a directory output
+    (reports/plots, dvclive/evaluate) before its stage runs, and the `git add` adopt-data prints
+    stages the deletions."""
+    committed = git(project, "ls-files", "reports", "dvclive").split()
+    on_disk = [
+        str(path.relative_to(project))
+        for folder in ("reports", "dvclive")
+        for path in (project / folder).rglob("*")
+        if path.is_file()
+    ]
+    assert set(committed) <= set(on_disk), "committed outputs the last run did not write"
+    labels = {str(label) for label in dataset.labels} if dataset.classification else set()
+    stems = [Path(path).stem for path in on_disk]
+    per_label = {stem.removeprefix("recall_") for stem in stems if stem.startswith("recall_")}
+    per_label -= {"macro"}  # recall_macro: the average over the labels
+    assert per_label <= labels, f"per-label files of labels the data lacks: {per_label - labels}"
+    for metrics in ("reports/metrics.json", "dvclive/evaluate/metrics.json"):
+        if (project / metrics).is_file():
+            keys = json.loads((project / metrics).read_text())
+            recalls = {key.removeprefix("recall_") for key in keys if key.startswith("recall_")}
+            assert recalls - {"macro"} == labels, (metrics, sorted(keys))
+    plots = {Path(path).name for path in committed if path.startswith("reports/plots/")}
+    assert plots == PLOTS_OF_KIND[dataset.classification], plots
+
+
 def sample_rows(dataset: Dataset) -> list[dict]:
     """Feature rows taken from the data: the first complete one and, when the data has
     missing values, the first row with one (null in JSON)."""
@@ -239,8 +273,11 @@ def test_own_data_journey_and_the_api(
 ):
     dataset = make()
     project = clone(generated_projects(project_variant), tmp_path / "my-model")
+    sample_outputs = git(project, "ls-files", "dvclive", "reports").split()
+    assert {SAMPLE_RECALL, "reports/plots/confusion.csv"} <= set(sample_outputs), "what must go"
     walk_the_journey(project, dataset, env, tmp_path)
     assert_contract_describes(project, dataset)
+    assert_no_sample_outputs_remain(project, dataset)
     assert_api(project, dataset, tmp_path)
     assert_drift_of_the_categorical_column(project, dataset, env, tmp_path)
     if make is datasets.prices:  # the one kind of target whose plots differ from the sample's

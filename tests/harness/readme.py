@@ -1,4 +1,5 @@
-"""The commands of a generated README's fenced shell blocks, run as a user would run them."""
+"""The commands of a generated repository's README and how-to page (docs/how-to.md), their fenced
+shell blocks, run as a user would run them."""
 
 from __future__ import annotations
 
@@ -21,16 +22,25 @@ def shell_commands(readme: Path) -> list[str]:
     return commands
 
 
+# The generated pages whose shell commands a user copies: the team's README, the template's how-to.
+PAGES = ("README.md", "docs/how-to.md")
+
+
 def run_readme_commands(project: Path, not_run: dict[str, str], env: dict[str, str]) -> None:
-    """Run each shell command of project's README.md with bash in the project, except those in
-    not_run (command -> why: the external system it needs, or the test that runs it); print
-    what happened to each, and fail on a failing command or a stale not_run entry."""
-    commands = shell_commands(project / "README.md")
-    stale = set(not_run) - set(commands)
-    assert not stale, f"not_run lists commands the README no longer has: {sorted(stale)}"
-    for command in commands:
+    """Run each shell command of project's README.md and docs/how-to.md with bash in the
+    project, except those in not_run (command -> why: the external system it needs, or the test
+    that runs it); print what happened to each, and fail on a failing command, a page without
+    commands or a stale not_run entry."""
+    commands = []
+    for page in PAGES:
+        found = shell_commands(project / page)
+        assert found, f"{page} has no shell commands: the harness reads none of it"
+        commands += [(page, command) for command in found]
+    stale = set(not_run) - {command for _, command in commands}
+    assert not stale, f"not_run lists commands the pages no longer have: {sorted(stale)}"
+    for page, command in commands:
         if command in not_run:
-            print(f"README: not run here: {command}  ({not_run[command]})")
+            print(f"{page}: not run here: {command}  ({not_run[command]})")
             continue
-        print(f"README: $ {command}")
+        print(f"{page}: $ {command}")
         run(["bash", "-euo", "pipefail", "-c", command], project, env)

@@ -1,6 +1,6 @@
 """The data contract, read from schema.yaml next to this file: columns, types, allowed values.
 
-schema.yaml is the team's file (`adopt-data` writes it from a data set; README.md has its
+schema.yaml is the team's file (`adopt-data` writes it from a data set; docs/how-to.md has its
 format). This module turns it into the checks every stage shares: validation here, and the
 features, the model, the API's request schema and drift monitoring through CONTRACT.
 """
@@ -339,7 +339,7 @@ def _infer_feature(name: str, column: pd.Series, as_category: bool) -> Feature:
 
 
 def infer_contract(df: pd.DataFrame, target: str, categories: Iterable[str] = ()) -> Contract:
-    """The contract a data set suggests (the rules: README.md, "Your own data");
+    """The contract a data set suggests (the rules: docs/how-to.md, "Your own data");
     DataValidationError names the column when the data cannot make one (no such target, a
     constant or empty one)."""
     categories = list(categories)
@@ -376,7 +376,7 @@ HEADER = """\
 # The data contract: the columns the pipeline reads, their types and the values they may take.
 # Validation, features, the model, the API, drift monitoring and the tests all follow this file.
 # `python -m <package> adopt-data PATH --target COLUMN` writes it from your data; it is yours to
-# edit afterwards (narrow a range, add a category, allow missing values). Format: README.md,
+# edit afterwards (narrow a range, add a category, allow missing values). Format: docs/how-to.md,
 # "Your own data".
 """
 
