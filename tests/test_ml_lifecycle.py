@@ -203,8 +203,8 @@ def test_release_model_card_is_filled_from_pipeline_outputs(pt_project, tmp_path
     card = (out / "MODEL_CARD.md").read_text()
     metrics = json.loads((pt_project / "reports" / "metrics.json").read_text())
     params = yaml.safe_load((pt_project / "params.yaml").read_text())
-    lock = yaml.safe_load((pt_project / "dvc.lock").read_text())
-    data_md5 = next(o["md5"] for o in lock["stages"]["data"]["outs"])
+    pointer = yaml.safe_load((pt_project / "data" / "raw" / "dataset.csv.dvc").read_text())
+    data_md5 = pointer["outs"][0]["md5"]  # the data set's version, as its .dvc file records it
     assert "# Model card: My Model v1.2.3" in card
     assert "## Intended use" in card and "`label`" in card
     assert "178 rows after validation" in card and data_md5 in card

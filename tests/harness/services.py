@@ -162,12 +162,12 @@ def wait_until(
         time.sleep(interval)
 
 
-@contextlib.contextmanager
 def api_command(package: str, port: int) -> list[str]:
     """A generated project's API, served by uvicorn from the project's own environment."""
     return ["uv", "run", "--frozen", "uvicorn", f"{package}.mlops.serve:app", "--port", str(port)]
 
 
+@contextlib.contextmanager
 def service(command: list[str], ready, cwd: Path, env: dict[str, str], timeout: float, log: Path):
     """Start a loopback service in its own process group (env: variables added to this
     process's); wait (bounded) until ready(); stop it and whatever it started."""
