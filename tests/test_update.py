@@ -26,7 +26,6 @@ from fleet.repos import RepoEntry
 from tests.harness.git import commit, git
 from tests.harness.render import (
     REPO_ROOT,
-    TEMPLATE_PARTS,
     clone,
     copy_template,
     generate_project,
@@ -218,8 +217,10 @@ def test_scheduled_job_reports_a_new_release_without_a_token(updated, tmp_path):
     assert git(work, "status", "--porcelain") == ""
 
 
-# The template's last release with its modules beside the team's at the top of the package.
+# The template's last release with its modules beside the team's at the top of the package,
+# and the parts it had (extensions.py came later).
 PREVIOUS_RELEASE = "d01b433becc2478ee80c415bef6508d7dddb3997"
+PREVIOUS_RELEASE_PARTS = ("copier.yml", "template", "hooks")
 TEAM_DATA_NOTE = "\n\ndef team_rows(df):\n    return df[FEATURES].head()  # the team's helper\n"
 
 
@@ -231,7 +232,7 @@ def crossed(tmp_path_factory, offline_uv_env):
     repo = root / "template-repo"
     repo.mkdir()
     archive = subprocess.run(
-        ["git", "archive", PREVIOUS_RELEASE, *TEMPLATE_PARTS],
+        ["git", "archive", PREVIOUS_RELEASE, *PREVIOUS_RELEASE_PARTS],
         cwd=REPO_ROOT,
         capture_output=True,
         check=False,
@@ -253,7 +254,7 @@ def crossed(tmp_path_factory, offline_uv_env):
         "    assert load_contract().names == FEATURES\n"
     )
     commit(project, "Team edits")
-    for part in TEMPLATE_PARTS:  # release v2.0.0: this working tree
+    for part in PREVIOUS_RELEASE_PARTS:  # release v2.0.0: this working tree
         if (repo / part).is_dir():
             shutil.rmtree(repo / part)
         else:
