@@ -195,6 +195,15 @@ def check_author_email(email: str) -> str:
     )
 
 
+def check_yes_no(answer: Any, question: str) -> str:
+    """Yes/no questions take a boolean: `yes`/`no` or `true`/`false` (YAML reads `on`/`off` as
+    the same two). A number is refused: Copier's choice check would take 1 for `yes`, since
+    1 == True in Python, and record it as 1."""
+    if answer is True or answer is False:
+        return ""
+    return f"{question} is a yes/no question: answer yes or no (true or false), not '{answer}'."
+
+
 def previous_answer(
     name: str, copier_conf: Mapping[str, Any], external_data: Mapping[str, Any]
 ) -> Any:
@@ -312,6 +321,7 @@ VALIDATORS = (
     check_author_name,
     check_author_email,
     check_dvc_remote_url,
+    check_yes_no,
 )
 COMPUTED = (
     slug_from_name,

@@ -26,6 +26,11 @@ import jinja2
 import yaml
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
+# A teammate's clone finds its interpreter with the generated repository's own script
+# (`python3 scripts/bootstrap.py`); the copy finds it with that same code.
+sys.path.insert(0, str(TEMPLATE_ROOT / "template" / "scripts"))
+from bootstrap import find_python  # noqa: E402
+
 # The data set every stage reads: the bundled sample, until adopt-data makes it the team's.
 RAW_DATA = "data/raw/dataset.csv"
 
@@ -50,69 +55,6 @@ def local_remote_dir(slug: str, env: dict[str, str] | os._Environ = os.environ) 
         or Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "dvc-remotes"
     )
     return Path(root).expanduser().resolve() / slug
-
-
-def installed_pythons(version: str, env: dict[str, str] | os._Environ = os.environ) -> list[str]:
-    """Where an interpreter of `version` may be installed without being on PATH: pyenv's
-    versions, uv-managed ones, the system's, and Windows' `py` launcher."""
-    home = Path(env.get("HOME") or Path.home())
-    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
-    roots = [
-        (Path(env.get("PYENV_ROOT") or home / ".pyenv") / "versions", f"{version}.*/bin"),
-        (
-            Path(env.get("UV_PYTHON_INSTALL_DIR") or data / "uv" / "python"),
-            f"cpython-{version}.*/bin",
-        ),
-    ]
-    found = [
-        str(directory / f"python{version}")
-        for root, pattern in roots
-        for directory in sorted(root.glob(pattern), reverse=True)  # newest patch release first
-    ]
-    found += [f"{prefix}/bin/python{version}" for prefix in ("/usr/local", "/usr")]
-    launcher = shutil.which("py", path=env.get("PATH"))
-    if launcher:
-        where = subprocess.run(
-            [launcher, f"-{version}", "-c", "import sys; print(sys.executable)"],
-            capture_output=True,
-            text=True,
-        )
-        found += [where.stdout.strip()] if where.returncode == 0 else []
-    return found
-
-
-def runs_as(python: str, version: str) -> bool:
-    """Whether `python` starts and is `version` (a pyenv shim may exist and still fail)."""
-    try:
-        probe = subprocess.run(
-            [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except OSError:
-        return False
-    return probe.returncode == 0 and probe.stdout.strip() == version
-
-
-def find_python(version: str, env: dict[str, str] | os._Environ = os.environ) -> str | None:
-    """An interpreter of `version` that really runs: the one uv finds by itself (it never
-    downloads here), else one installed where uv does not look. None when there is none."""
-    found = subprocess.run(
-        ["uv", "python", "find", version],
-        capture_output=True,
-        text=True,
-        env={**env, "UV_PYTHON_DOWNLOADS": "never"},
-    )
-    candidates = [found.stdout.strip()] if found.returncode == 0 else []
-    return next(
-        (
-            python
-            for python in candidates + installed_pythons(version, env)
-            if runs_as(python, version)
-        ),
-        None,
-    )
 
 
 def no_python_message(version: str) -> str:

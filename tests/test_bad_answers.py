@@ -3,11 +3,16 @@ what is expected, and a rejected answer writes nothing to the destination."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import copier
 import pytest
+import yaml
 
 from tests.harness.matrix import QUESTIONS
-from tests.harness.render import render
+from tests.harness.render import REPO_ROOT, render
 
 # question -> (bad answers, extra answers the case needs, fragment the message must contain)
 BAD_ANSWERS: dict[str, list[tuple[object, dict, str]]] = {
@@ -41,6 +46,8 @@ BAD_ANSWERS: dict[str, list[tuple[object, dict, str]]] = {
         ("ssh", {"use_docker": False}, "needs use_docker=true and serving=fastapi, or choose none"),
         ("kubernetes", {"serving": "none"}, "deploys the API image"),
     ],
+    "use_docker": [(1, {}, "use_docker is a yes/no question: answer yes or no")],
+    "renovate": [(1, {}, "renovate is a yes/no question: answer yes or no")],
     "dvc_remote_url": [
         ("gs://bucket/path", {"dvc_remote": "s3"}, "does not match dvc_remote 's3'"),
         ("s3://", {"dvc_remote": "s3"}, "expected a URL like s3://bucket-or-host/path"),
@@ -103,3 +110,36 @@ def test_good_non_default_answers_render(template_src, tmp_path):
 def test_copier_api_is_the_one_tests_use():
     # The suite renders in-process; make sure the Copier it imports is the pinned major.
     assert copier.__version__.startswith("9.")
+
+
+def yes_no_words() -> tuple[list[str], list[str]]:
+    """docs/getting-started.md's yes/no sentence: the words it accepts (before "anything
+    else"), and the words it says stop (in the parentheses after it)."""
+    text = " ".join((REPO_ROOT / "docs" / "getting-started.md").read_text().split())
+    sentence = re.search(r"Yes/no questions take (.*?anything else \(.*?\) stops)", text)
+    assert sentence, "getting-started.md no longer says what yes/no questions take"
+    accepted, refused = sentence.group(1).split("anything else")
+    words = re.compile(r"`(?:--data use_docker=)?([a-z0-9]+)`")
+    return words.findall(accepted), words.findall(refused)
+
+
+def test_yes_no_answers_take_exactly_what_the_docs_say(template_src, tmp_path):
+    """Through Copier's command line, as the docs write `--data use_docker=...`."""
+    accepted, refused = yes_no_words()
+    assert {"yes", "no", "true", "false"} <= set(accepted) and refused, (accepted, refused)
+    copy = [sys.executable, "-m", "copier", "copy", "--trust", "--skip-tasks", "--defaults"]
+    for word in accepted + refused:
+        dst = tmp_path / word
+        done = subprocess.run(
+            [*copy, "--data", f"use_docker={word}", str(template_src), str(dst)],
+            capture_output=True,
+            text=True,
+        )
+        if word in refused:
+            assert done.returncode != 0, f"use_docker={word} was accepted"
+            assert "use_docker" in done.stderr.splitlines()[-1], done.stderr[-2000:]
+            assert not dst.exists() or not any(dst.iterdir()), "a refused answer wrote files"
+            continue
+        assert done.returncode == 0, done.stderr[-2000:]
+        recorded = yaml.safe_load((dst / ".copier-answers.yml").read_text())["use_docker"]
+        assert recorded is (word in ("yes", "true", "on")), (word, recorded)

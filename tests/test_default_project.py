@@ -3,6 +3,7 @@ its `uv run poe ci` passes, and DVC versioning works across clones on the same m
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from tests.harness.commands import run
+from tests.harness.docs import fenced_block
 from tests.harness.imports import API_START, HELP, imported
-from tests.harness.readme import run_readme_commands
+from tests.harness.readme import run_readme_commands, shell_commands
 from tests.harness.render import REPO_ROOT, generate_project
+from tests.harness.services import api_command, free_port, http_ok, service
 
 sys.path.insert(0, str(REPO_ROOT / "hooks"))
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -188,7 +191,9 @@ README_NOT_RUN = {
 
 
 def test_every_readme_shell_command_runs(project):
-    run_readme_commands(project, README_NOT_RUN, {**os.environ, "NO_COLOR": "1"})
+    curl = next(c for c in shell_commands(project / "README.md") if c.startswith("curl"))
+    served = {curl: "needs the served model: test_the_readme_request_is_answered serves it"}
+    run_readme_commands(project, README_NOT_RUN | served, {**os.environ, "NO_COLOR": "1"})
     assert sh("git", "status", "--porcelain", cwd=project).stdout == "", "commands left changes"
 
 
@@ -243,3 +248,27 @@ def test_failing_push_prints_dvcs_own_error(project, tmp_path):
         f"dvc push to remote 'broken' (s3://b/x) failed: {error[len('ERROR:') :].strip()}"
     ]
     assert "Having any troubles" not in pushed.stdout
+
+
+def test_the_readme_request_is_answered(project, tmp_path):
+    """The README's curl request, as written there, gets a prediction from the model served as
+    the README says (`poe serve`, on port 8000; here on a free port, the one change made to the
+    command), and so does the deployment's smoke request file sent with curl."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    curl = fenced_block(project / "README.md", "## Ask the model")
+    smoke = f"curl -s {base}/predict -H 'Content-Type: application/json' "
+    requests = {
+        curl.replace("127.0.0.1:8000", f"127.0.0.1:{port}"): 1,
+        smoke + "-d @deploy/smoke-request.json": len(
+            json.loads((project / "deploy" / "smoke-request.json").read_text())["rows"]
+        ),
+    }
+    log = tmp_path / "api.log"
+    with service(
+        api_command(PACKAGE, port), lambda: http_ok(f"{base}/health"), project, {}, 120, log
+    ):
+        for command, rows in requests.items():
+            answer = json.loads(sh("bash", "-euo", "pipefail", "-c", command, cwd=project).stdout)
+            labels = [prediction.get("label") for prediction in answer.get("predictions", [])]
+            assert len(labels) == rows and set(labels) <= {0, 1, 2}, f"{command}\n{answer}"

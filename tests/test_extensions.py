@@ -83,6 +83,20 @@ def test_bad_answer_gets_its_message(name, value, message):
     assert message.startswith(name + " ")  # Copier prints it after the question's name too
 
 
+@pytest.mark.parametrize("answer", [True, False])
+def test_a_yes_no_answer_is_a_boolean(answer):
+    assert ext.check_yes_no(answer, "use_docker") == ""
+
+
+@pytest.mark.parametrize("answer", [1, 0, "y", None])
+def test_a_yes_no_answer_that_is_not_a_boolean_is_refused(answer):
+    message = ext.check_yes_no(answer, "renovate")
+    assert (
+        message
+        == f"renovate is a yes/no question: answer yes or no (true or false), not '{answer}'."
+    )
+
+
 def test_a_long_answer_is_quoted_shortened_at_a_word():
     message = ext.check_author_email("word " * 40)
     quoted = re.search(r"'(.*)'", message).group(1)

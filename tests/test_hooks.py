@@ -245,25 +245,20 @@ def test_copy_task_runs_only_on_copy():
 
 
 def test_hooks_use_only_what_copier_ships():
-    # Tasks run with Copier's own interpreter ({{ _copier_python }}): stdlib, PyYAML, Jinja.
-    source = Path(post_copy.__file__).read_text()
-    imports = {
-        line.split()[1].split(".")[0]
-        for line in source.splitlines()
-        if line.startswith(("import ", "from ")) and "__future__" not in line
-    }
-    assert imports <= {
-        "json",
-        "os",
-        "re",
-        "shlex",
-        "shutil",
-        "subprocess",
-        "sys",
-        "pathlib",
-        "jinja2",
-        "yaml",
-    }
+    """Tasks run with Copier's own interpreter ({{ _copier_python }}): stdlib, PyYAML, Jinja;
+    the interpreter search they share with a clone's scripts/bootstrap.py, which runs with any
+    Python 3 before the project has an environment, only the standard library."""
+
+    def imported(path: Path) -> set[str]:
+        return {
+            line.split()[1].split(".")[0]
+            for line in path.read_text().splitlines()
+            if line.startswith(("import ", "from ")) and "__future__" not in line
+        }
+
+    stdlib = {"importlib", "json", "os", "re", "shlex", "shutil", "subprocess", "sys", "pathlib"}
+    assert imported(Path(post_copy.__file__)) <= stdlib | {"jinja2", "yaml", "bootstrap"}
+    assert imported(REPO_ROOT / "template" / "scripts" / "bootstrap.py") <= stdlib
 
 
 OLD_DATA_PY = """import pandas as pd
@@ -332,3 +327,42 @@ def test_layout_migration_names_exactly_what_the_template_api_exports():
         )
     )
     assert set(exported) == mlops_layout.PUBLIC
+
+
+def fake_python(root: Path, version: str) -> Path:
+    """An 'interpreter' under a pyenv-like root that answers the version probe."""
+    python = root / "versions" / f"{version}.1" / "bin" / f"python{version}"
+    python.parent.mkdir(parents=True)
+    python.write_text(f"#!/bin/sh\necho {version}\n")
+    python.chmod(0o755)
+    return python
+
+
+def test_the_interpreter_search_finds_pyenvs_where_uv_does_not_look(tmp_path):
+    """The copy's and a clone's bootstrap search: uv finds no 3.99, pyenv's folder has it."""
+    python = fake_python(tmp_path / "pyenv", "3.99")
+    env = {**os.environ, "PYENV_ROOT": str(tmp_path / "pyenv"), "HOME": str(tmp_path)}
+    assert post_copy.find_python("3.99", env) == str(python)
+    assert post_copy.find_python("3.98", env) is None
+
+
+def test_bootstrap_without_the_projects_python_stops_with_one_line_and_changes_nothing(
+    tmp_path,
+):
+    """A clone whose python_version is installed nowhere: the bootstrap names the version and
+    the fixes, exits 1, and makes no environment."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / ".copier-answers.yml").write_text("package_name: my_model\npython_version: '3.98'\n")
+    script = REPO_ROOT / "template" / "scripts" / "bootstrap.py"
+    env = {**os.environ, "PYENV_ROOT": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=clone, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "bootstrap: Python 3.98 (this project's python_version) is not installed here: install "
+        "it (`uv python install 3.98`, pyenv or your package manager), then run this again; "
+        "nothing was changed."
+    ]
+    assert sorted(p.name for p in clone.iterdir()) == [".copier-answers.yml"]

@@ -95,6 +95,8 @@ def walk_the_journey(project: Path, dataset: Dataset, env: dict[str, str], tmp_p
     adopted = shell("\n".join(adopting), project.parent, env).stdout
     printed = re.search(r"^\s*(git add .+)$", adopted, re.MULTILINE)
     assert printed, f"adopt-data printed no `git add`:\n{adopted}"
+    next_steps = adopted[printed.start() :]
+    assert "uv run poe push" in next_steps, "the data must not stay on one machine silently"
     head = git(project, "rev-parse", "HEAD")
     output = ""
     for line in lines[at + 1 :]:

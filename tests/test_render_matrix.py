@@ -54,6 +54,7 @@ def expected_files(answers: dict) -> dict[str, bool]:
         "scripts/deploy_common.py": deploy != "none",
         "scripts/deploy_backend.py": deploy != "none",
         "deploy/smoke-request.json": deploy != "none",
+        "deploy/smoke-expected.json": deploy != "none",
         "deploy/compose.yaml": deploy == "ssh",
         "deploy/kubernetes/base/kustomization.yaml": deploy == "kubernetes",
         "deploy/kubernetes/overlays/production/kustomization.yaml": deploy == "kubernetes",

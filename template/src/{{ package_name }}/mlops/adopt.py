@@ -25,7 +25,8 @@ from .traffic import json_rows
 
 DVC_FILE = Path("dvc.yaml")
 # Present only in repositories that deploy (the deploy_target answer).
-SMOKE_REQUEST = Path("deploy", "smoke-request.json")
+SMOKE_REQUEST = Path("deploy", "smoke-request.json")  # a /predict body
+SMOKE_EXPECTED = Path("deploy", "smoke-expected.json")  # what the model answers it
 SAMPLE_PARAMS = "data"  # params.yaml's section of the bundled sample, before it was a .dvc file
 CANDIDATES_PER_CLASS = 20  # rows of each label tried for the smoke request
 # params.yaml validate.min_rows_per_class, added with this value to a params.yaml without it.
@@ -151,16 +152,16 @@ def _predict(package: str, rows: pd.DataFrame) -> list:
         return [_plain(v) for v in pd.read_csv(out)["prediction"]]
 
 
-def smoke_request(df: pd.DataFrame, contract: Contract, package: str) -> dict:
-    """Rows of the data for the deployed API: one of each label, each one the model answers
-    with that label where such a row exists (complete rows first); for regression, three rows
-    and the values the model gives them."""
+def smoke_request(df: pd.DataFrame, contract: Contract, package: str) -> tuple[dict, dict]:
+    """Rows of the data for the deployed API (a /predict body) and the model's answers: one row
+    of each label, each one the model answers with that label where such a row exists (complete
+    rows first); for regression, three rows and the values the model gives them."""
     complete = df[df.notna().all(axis=1)]
     pool = pd.concat([complete, df.drop(complete.index)])
     if not contract.classification:
         rows = pool.head(3)
         predicted = _predict(package, rows[contract.names])
-        return {"rows": json_rows(rows, contract), "expected_values": predicted}
+        return {"rows": json_rows(rows, contract)}, {"values": predicted}
     candidates = pool.groupby(contract.target, sort=False).head(CANDIDATES_PER_CLASS)
     candidates = candidates.assign(prediction=_predict(package, candidates[contract.names]))
     chosen = []
@@ -169,10 +170,7 @@ def smoke_request(df: pd.DataFrame, contract: Contract, package: str) -> dict:
         right = of_label[of_label["prediction"] == of_label[contract.target]]
         chosen.append((right if len(right) else of_label).iloc[0])
     rows = pd.DataFrame(chosen)
-    return {
-        "rows": json_rows(rows, contract),
-        "expected_labels": [_plain(v) for v in rows["prediction"]],
-    }
+    return {"rows": json_rows(rows, contract)}, {"labels": [_plain(v) for v in rows["prediction"]]}
 
 
 def _run(*command: str) -> None:
@@ -196,8 +194,9 @@ def adopt(
     _run("dvc", "add", "--quiet", str(RAW_DATA))
     _run("dvc", "repro")
     if SMOKE_REQUEST.is_file():
-        request = smoke_request(df, contract, package)
+        request, expected = smoke_request(df, contract, package)
         SMOKE_REQUEST.write_text(json.dumps(request, indent=2) + "\n")
+        SMOKE_EXPECTED.write_text(json.dumps(expected, indent=2) + "\n")
     status = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all"], capture_output=True, text=True
     )  # outside a git repository: nothing to list
