@@ -1,4 +1,5 @@
-"""`fleet report LIST` and `fleet update LIST --behind N | --label X` (docs/platform-teams.md)."""
+"""`fleet report LIST`, `fleet update LIST --behind N | --label X` and `fleet adopt PATH_OR_URL`
+(docs/platform-teams.md)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from fleet import output
+from fleet import adopt, output
 from fleet.bulk import selected, update_all
 from fleet.inspect_repo import Report, TemplateCache, inspect
 from fleet.repos import RepoEntry, read_repos
@@ -87,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     for command in (report, update):
         command.add_argument("list", type=Path, help="repositories, one a line (see the docs)")
         command.add_argument("--jobs", type=int, default=4, help="repositories at a time")
+    adopt.add_parser(commands)
     return main
 
 

@@ -26,6 +26,9 @@ from tests.harness.session import RenderStats, WorkerLoad, shard_slice
 # Before Copier is imported anywhere (see prepare_environment).
 render.prepare_environment()
 
+# The CCDS-shaped cookiecutter template (tests/test_fleet_adopt.py) has a team's tests inside.
+collect_ignore = ["ccds_template"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("template")
