@@ -37,6 +37,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from jinja2 import pass_context
+from jinja2.exceptions import UndefinedError
 from jinja2.ext import Extension
 
 # Characters that would break a line of generated code or data: C0 and C1 controls (newline,
@@ -283,6 +285,52 @@ def check_dvc_remote_url(url: str, dvc_remote: str) -> str:
     return ""
 
 
+@pass_context
+def check_destination(context) -> str:
+    """A first `copier copy` into a directory that already holds files the template would
+    write (a repository made by hand, with cookiecutter or cruft) stops before Copier writes
+    anything, naming `fleet adopt`, which merges instead of overwriting. Files the template
+    leaves to the team (_skip_if_exists), other files, and updates and recopies (the answers
+    file is there) pass. Called from a computed answer's default (copier.yml
+    `destination_checked`): Copier renders that even with --defaults, where it validates
+    nothing; the error is raised as Jinja's UndefinedError, which Copier shows as its message.
+    """
+    conf = context["_copier_conf"]
+    dst = Path(str(conf["dst_path"]))
+    if not dst.is_dir() or (dst / str(conf["answers_file"])).is_file():
+        return ""
+    environment, answers = context.environment, context.get_all()
+    source = Path(str(conf["src_path"]), "template")  # copier.yml's _subdirectory
+    globs = [*(answers.get("team_owned") or []), *conf["skip_if_exists"]]
+    kept = [environment.from_string(glob).render(answers) for glob in globs]
+    conflicts = []
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source).parts
+        parts = [environment.from_string(part).render(answers) for part in relative]
+        parts[-1] = parts[-1].removesuffix(".jinja")  # copier.yml's _templates_suffix
+        if not path.is_file() or not all(parts):
+            continue  # a name that renders empty is not written
+        name = "/".join(parts)
+        if (dst / name).exists() and not _matches(name, kept):
+            conflicts.append(name)
+    if not conflicts:
+        return ""
+    shown = ", ".join(conflicts[:8]) + (f" and {len(conflicts) - 8} more" if conflicts[8:] else "")
+    raise UndefinedError(
+        f"{dst} already holds files this template writes ({shown}): nothing was written. To "
+        f"bring an existing repository under the template without losing them, run `uv run "
+        f"fleet adopt {dst}` from a checkout of the template (docs/platform-teams.md, "
+        '"Adopting existing repositories").'
+    )
+
+
+def _matches(path: str, globs: list[str]) -> bool:
+    """Whether gitignore-style globs (Copier's _skip_if_exists) select the path."""
+    import pathspec  # Copier's own dependency: present wherever Copier runs
+
+    return pathspec.PathSpec.from_lines("gitwildmatch", globs).match_file(path)
+
+
 def slug_from_name(name: str) -> str:
     """project_slug's default: the name lowercased, each run of other characters one hyphen,
     at most 64 characters, no hyphen at either end ("My Model!" -> "my-model")."""
@@ -322,6 +370,7 @@ VALIDATORS = (
     check_author_email,
     check_dvc_remote_url,
     check_yes_no,
+    check_destination,
 )
 COMPUTED = (
     slug_from_name,

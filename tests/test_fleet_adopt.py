@@ -328,3 +328,22 @@ def test_refuses_data_at_a_pipeline_output_path(ccds_repo, env, template_release
         "models/model.joblib is at a pipeline output path (the train stage writes "
         "models/model.joblib): move it elsewhere first"
     ) in stderr
+
+
+def test_copier_copy_into_an_existing_repository_refuses_naming_fleet_adopt(
+    ccds_repo, env, template_releases, tmp_path
+):
+    """`copier copy` (the docs' command, --defaults so that nothing is asked) into a CCDS
+    repository stops before writing anything and names `fleet adopt`."""
+    before, head = snapshot(ccds_repo), git(ccds_repo, "rev-parse", "HEAD")
+    copy = ["copy", "--trust", "--defaults", "--vcs-ref", "v1.0.0", str(template_releases)]
+    result = run(
+        [sys.executable, "-m", "copier", *copy, str(ccds_repo)], tmp_path, env, check=False
+    )
+    assert result.returncode != 0
+    assert (
+        f"{ccds_repo} already holds files this template writes (.gitignore, pyproject.toml): "
+        "nothing was written."
+    ) in result.stderr
+    assert f"run `uv run fleet adopt {ccds_repo}` from a checkout of the template" in result.stderr
+    assert snapshot(ccds_repo) == before and git(ccds_repo, "rev-parse", "HEAD") == head
