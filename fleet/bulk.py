@@ -45,6 +45,8 @@ def selected(report: Report, behind: int | None, label: str | None) -> bool:
 
 def why_not(entry: RepoEntry, report: Report) -> str | None:
     """The reason to leave a selected repository alone, or None."""
+    if report.adoption:
+        return f"{report.adoption}: run `fleet adopt` first"
     if report.update_pending:
         return f"an update for {report.latest} is already open"
     if report.problems:

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from packaging.version import InvalidVersion, Version
 
-from fleet import forge
+from fleet import existing, forge
 from fleet.git import GitError, clone, git, origin_url, remote_branches
 from fleet.repos import URL, RepoEntry
 
@@ -44,6 +44,8 @@ class Report:
     update_pending: bool = False  # a branch for the latest release is on the remote
     update_request: dict | None = None  # {"url", "ci"} with a forge token
     problems: list[str] = field(default_factory=list)
+    # Without .copier-answers.yml: "not adopted (cruft | cookiecutter | hand-made)", no problem.
+    adoption: str | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +91,9 @@ def inspect(entry: RepoEntry, templates: TemplateCache, env: dict[str, str]) -> 
 
 
 def read_answers(work: Path, report: Report) -> dict | None:
+    if not (work / ANSWERS_FILE).exists():
+        report.adoption = existing.describe(work)  # `fleet adopt` brings it in
+        return None
     try:
         answers = yaml.safe_load((work / ANSWERS_FILE).read_text())
     except (OSError, yaml.YAMLError) as error:

@@ -30,7 +30,7 @@ def cells(report: Report) -> list[str]:
     return [
         report.repo,
         ", ".join(report.labels),
-        report.release or "",
+        report.release or report.adoption or "",
         behind,
         answers,
         drift or ("none" if report.release and not report.problems else ""),
@@ -63,7 +63,7 @@ def print_table(reports: list[Report], console: Console) -> None:
 
 def releases_chart(reports: list[Report]) -> str:
     """An inline SVG bar chart: how many repositories record each release."""
-    counts = Counter(r.release or "unknown" for r in reports)
+    counts = Counter(r.release or ("not adopted" if r.adoption else "unknown") for r in reports)
     bar, gap, width = 28, 8, 360
     most = max(counts.values(), default=1)
     rows = []

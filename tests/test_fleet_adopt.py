@@ -347,3 +347,25 @@ def test_copier_copy_into_an_existing_repository_refuses_naming_fleet_adopt(
     ) in result.stderr
     assert f"run `uv run fleet adopt {ccds_repo}` from a checkout of the template" in result.stderr
     assert snapshot(ccds_repo) == before and git(ccds_repo, "rev-parse", "HEAD") == head
+
+
+def test_report_names_repositories_not_adopted_yet(
+    ccds_repo, cruft_repo, handmade_repo, env, tmp_path
+):
+    """`fleet report` shows a repository without .copier-answers.yml as "not adopted" with
+    what it is, never as a problem, and `fleet update` leaves it alone, saying why."""
+    listed = tmp_path / "repos.txt"
+    repos = (ccds_repo, cruft_repo, handmade_repo)
+    listed.write_text("".join(f"{repo} team-a\n" for repo in repos))
+    table = fleet("report", str(listed), "--format", "markdown", cwd=tmp_path, env=env, check=True)
+    rows = table.stdout.splitlines()[2:]
+    kinds = ("cookiecutter", f"cruft, from {tmp_path / 'ccds-template'}", "hand-made")
+    for row, what in zip(rows, kinds, strict=True):
+        assert f"| not adopted ({what}) |" in row, row
+        assert row.endswith("|  |"), f"no problem reported: {row}"
+    assert fleet("report", str(listed), "--strict", cwd=tmp_path, env=env).returncode == 0
+    update = fleet("update", str(listed), "--label", "team-a", cwd=tmp_path, env=env, check=True)
+    assert update.stdout.splitlines() == [
+        f"{repo}: skipped (not adopted ({what}): run `fleet adopt` first)"
+        for repo, what in zip(repos, kinds, strict=True)
+    ]
