@@ -191,7 +191,7 @@ def adopt(
     write_contract(contract, SCHEMA_FILE, note)
     copy_data(Path(source))
     rewrite_params(baseline_thresholds(df, contract))
-    _run("dvc", "add", "--quiet", str(RAW_DATA))
+    _run("dvc", "add", str(RAW_DATA))  # not --quiet: that hides DVC's own error line too
     _run("dvc", "repro")
     if SMOKE_REQUEST.is_file():
         request, expected = smoke_request(df, contract, package)
