@@ -606,15 +606,14 @@ def execute(plan: Plan, template_label: str) -> list[str]:
     if commit(plan, formatted, subject):
         subjects.append(subject)
 
-    # 4. DVC, the data set, the first pipeline run.
-    dvc = ["uv", "run", "--frozen", "dvc"]
-    if not (repo / ".dvc").exists():
-        run(plan, *dvc, "init", "--quiet", env=env)
-    run(plan, *dvc, "config", "core.autostage", "true", env=env)
+    # 4. DVC, the data set, the first pipeline run (DVC's set-up as the copy-time one does it,
+    # in one interpreter; an existing remote is the team's and stays the default).
+    setup = [] if (repo / ".dvc").exists() else [("dvc init", ["init", "--quiet"])]
+    setup.append(("dvc autostage", ["config", "core.autostage", "true"]))
     if not post_copy().has_dvc_remote(repo / ".dvc" / "config"):
-        slug = str(plan.answers["project_slug"].value)
-        remote = str(post_copy().local_remote_dir(slug, env))
-        run(plan, *dvc, "remote", "add", "--default", "storage", remote, env=env)
+        remote = post_copy().local_remote_dir(str(plan.answers["project_slug"].value), env)
+        setup.append(("dvc remote", ["remote", "add", "--default", "storage", str(remote)]))
+    run(plan, *post_copy().dvc_step(setup)[1], env=env)
     run(plan, "uv", "run", "--frozen", "pre-commit", "install", env=env)
     module = ["uv", "run", "--frozen", "python", "-m", plan.package]
     if plan.data:
@@ -622,8 +621,8 @@ def execute(plan: Plan, template_label: str) -> list[str]:
         subject = f"fleet adopt: {plan.data.name} is the data set (DVC), first pipeline run"
     else:
         run(plan, *module, "make-data", "--out", RAW_DATA, env=env)
-        run(plan, *dvc, "add", RAW_DATA, env=env)
-        run(plan, *dvc, "repro", env=env)
+        run(plan, *post_copy().dvc_step([("add", ["add", RAW_DATA]), ("repro", ["repro"])])[1],
+            env=env)  # fmt: skip
         subject = "fleet adopt: the template's sample is the data set (DVC), first pipeline run"
     untracked_before = set(before) - tracked_before
     status = git(repo, "status", "--porcelain", "--untracked-files=all", "-z").split("\0")

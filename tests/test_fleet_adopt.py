@@ -369,3 +369,24 @@ def test_report_names_repositories_not_adopted_yet(
         f"{repo}: skipped (not adopted ({what}): run `fleet adopt` first)"
         for repo, what in zip(repos, kinds, strict=True)
     ]
+
+
+def test_interactive_adoption_asks_each_answer_and_confirms(
+    ccds_repo, env, template_releases, tmp_path
+):
+    """Without --defaults each answer is asked with the derived one as default (Enter keeps
+    it), the package name follows a typed project name, and anything but `y` at the plan's
+    prompt writes nothing (exit 1)."""
+    before, head = snapshot(ccds_repo), git(ccds_repo, "rev-parse", "HEAD")
+    typed = "Churn Model\n" + "\n" * 7 + "n\n"  # project_name, then Enter for the other seven
+    result = subprocess.run(
+        [sys.executable, "-m", "fleet.cli", "adopt", str(ccds_repo), "--template",
+         str(template_releases), "--vcs-ref", "v1.0.0"],
+        cwd=tmp_path, env=env, input=typed, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "project_name [churn] (README.md title): " in result.stdout
+    assert "python_version [3.12] (pyproject.toml requires-python): " in result.stdout
+    assert "package_name: churn_model    <- from the project name" in result.stdout
+    assert result.stdout.rstrip().endswith("fleet adopt: nothing was written")
+    assert snapshot(ccds_repo) == before and git(ccds_repo, "rev-parse", "HEAD") == head
