@@ -575,7 +575,10 @@ def execute(plan: Plan, template_label: str) -> list[str]:
     touched = []
     for path, new in plan.moved.items():
         (repo / new).write_bytes(saved[path])
-        touched.append(new)
+        if path in tracked_before:  # an untracked or ignored one stays out of git
+            touched.append(new)
+        else:
+            plan.warnings.append(f"{new} (was {path}) is not committed, as before: ignore it")
     for name in plan.packages:
         (repo / "src").mkdir(exist_ok=True)
         (repo / name).rename(repo / "src" / name)
