@@ -203,7 +203,8 @@ def plan(
         result.blockers.append(
             f"{ANSWERS_FILE} exists: the repository is adopted already (use `copier update`)"
         )
-    result.answers = derive(repo, overrides, ask)
+    # Nothing is asked of a repository that cannot be adopted as it is.
+    result.answers = derive(repo, overrides, None if result.blockers else ask)
     result.data, result.target = data, target
     check_packages(result)
     check_data(result)
@@ -494,6 +495,8 @@ def uv_environment(plan: Plan) -> dict[str, str]:
 
 def describe(plan: Plan) -> str:
     lines = [f"{plan.repo}: {plan.kind} repository", "", "Answers (and where each came from):"]
+    if not plan.answers:  # refused before reading it
+        return lines[0]
     for key, derived in plan.answers.items():
         value = ",".join(derived.value) if isinstance(derived.value, list) else derived.value
         lines.append(f"  {key}: {value}    <- {derived.source}")
@@ -721,15 +724,19 @@ def adopt_command(args) -> int:
         print(f"fleet adopt: cannot adopt {args.repo}: {error}", file=sys.stderr)
         return 2
     data = Path(args.data).resolve() if args.data else None
-    found = plan(
-        repo,
-        template=args.template,
-        vcs_ref=args.vcs_ref,
-        data=data,
-        target=args.target,
-        overrides=overrides,
-        ask=None if args.defaults or args.plan else prompt,
-    )
+    try:
+        found = plan(
+            repo,
+            template=args.template,
+            vcs_ref=args.vcs_ref,
+            data=data,
+            target=args.target,
+            overrides=overrides,
+            ask=None if args.defaults or args.plan else prompt,
+        )
+    except (Blocked, OSError) as error:
+        print(f"fleet adopt: cannot adopt {repo} (nothing was written): {error}", file=sys.stderr)
+        return 2
     try:
         if found.blockers:
             print(describe(found), file=sys.stderr)
