@@ -5,7 +5,10 @@ the API is served by uvicorn with its prediction log on; the rows of the data ar
 their outcomes posted to /feedback (first the model's own answers, then with the label flipped
 on a share of rows); `uv run poe monitor` on the log passes, then fails naming the metric, the
 window and the labelled rows; the report page it writes opens in headless Chromium with the
-verdict first and a chart per feature. The CI files publish that page.
+verdict first and a chart per feature. The CI files publish that page. `poe retrain` on shifted
+rows: with outcomes that the champion already gets right the challenger does not beat it and
+nothing is opened; with the true labels it does, and the pull request is opened through the
+recording `gh` stand-in (GitHub is unreachable; the same stand-in as the template-update test).
 Bad feedback (unknown id, wrong type, wrong key, oversize) is covered by the generated
 project's own tests/test_api.py, which `poe ci` runs.
 """
@@ -23,6 +26,8 @@ import pytest
 
 from tests.harness.ci_variants import ALL_PROVIDERS
 from tests.harness.commands import run
+from tests.harness.git import commit, git
+from tests.harness.github import gh_standin
 from tests.harness.render import clone
 from tests.harness.services import api_command, free_port, http_ok, service
 
@@ -151,3 +156,66 @@ def test_the_report_opens_in_a_headless_browser(monitored):
         figure = body.split(f'data-feature="{name}"', 1)[1].split("</figure>", 1)[0]
         assert figure.count('class="reference"') == figure.count('class="batch"') > 1
     assert '<figure class="metric" data-metric="accuracy">' in body
+
+
+def test_retrain_proposes_a_challenger_only_when_it_beats_the_champion(
+    generated_projects, tmp_path
+):
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(generated_projects(ALL_PROVIDERS)), str(origin))
+    work = clone(origin, tmp_path / "work")
+    params = work / "params.yaml"
+    params.write_text(params.read_text().replace("    enabled: false", "    enabled: true"))
+    commit(work, "Enable retraining", add_all=False)
+    gh = gh_standin(tmp_path / "gh-standin")
+    env = {**os.environ, "NO_COLOR": "1", "GITHUB_ACTIONS": "true", "GH_TOKEN": "t0k",
+           "GITHUB_REPOSITORY": "acme/my-model", "GH_STANDIN_DIR": str(gh),
+           "PATH": f"{gh}{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
+    run(["uv", "run", "poe", "pull"], work, env)
+    traffic = work / "data" / "traffic" / "recent"
+    rows = feature_rows(work)
+    labels = [int(line.rsplit(",", 1)[1]) for line in
+              (work / "data" / "raw" / "dataset.csv").read_text().splitlines()[1:]]  # fmt: skip
+    # The same wines measured on a new instrument: every feature moved far past its range.
+    spans = {name: max(r[name] for r in rows) - min(r[name] for r in rows) for name in rows[0]}
+    shifted = [{name: value + 3 * spans[name] for name, value in row.items()} for row in rows]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    api_env = {
+        "PREDICTION_LOG_DIR": str(traffic),
+        "PREDICTION_LOG_SAMPLE_RATE": "1",
+        "API_KEY": KEY,
+    }
+    with service(
+        api_command(PACKAGE, port), lambda: http_ok(f"{base}/health"), work, api_env, 120,
+        tmp_path / "api.log",
+    ):  # fmt: skip
+        predictions = post(f"{base}/predict", {"rows": shifted})[1]["predictions"]
+        # First the model's own answers come back: the champion is right on every row.
+        own = [{"id": p["id"], "outcome": p["label"]} for p in predictions]
+        assert post(f"{base}/feedback", {"outcomes": own})[0] == 200
+        retrain_env = {**env, "MONITOR_BATCH": str(traffic)}
+        worse = run(["uv", "run", "poe", "retrain"], work, retrain_env, check=False)
+        output = worse.stdout + worse.stderr
+        assert worse.returncode == 0, output
+        assert "retrain: the challenger does not beat the champion; nothing proposed" in output
+        assert "retrain: nothing to propose" in output and not (gh / "calls.log").exists()
+        assert git(work, "status", "--porcelain", "--untracked-files=no") == ""
+        assert git(work, "branch", "--show-current") == "main"
+        # Then the true labels: the champion is wrong on most shifted rows, the challenger
+        # (trained on part of them) is right on the others.
+        pairs = zip(predictions, labels, strict=True)
+        truth = [{"id": p["id"], "outcome": label} for p, label in pairs]
+        assert post(f"{base}/feedback", {"outcomes": truth})[0] == 200
+    better = run(["uv", "run", "poe", "retrain"], work, retrain_env, check=False)
+    output = better.stdout + better.stderr
+    assert better.returncode == 0, output
+    assert "retrain: the challenger beats the champion" in output
+    assert "retrain: https://github.com/acme/my-model/pull/1" in output
+    calls = (gh / "calls.log").read_text()
+    assert calls.startswith("pr create --head retrain/"), calls
+    assert "| accuracy | " in calls and "**Result: proposed**" in calls
+    branch = git(work, "branch", "--show-current")
+    proposed = git(origin, "show", "--stat", "--format=%s", branch)
+    assert "Retrain on recent labelled data" in proposed
+    assert "data/raw/dataset.csv.dvc" in proposed and "dvc.lock" in proposed
