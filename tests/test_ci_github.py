@@ -202,6 +202,8 @@ def test_scheduled_monitoring(
     record_and_assert(run, record_property, jobs=["drift"])
     assert "Poe => python -m" in run.log and " monitor " in run.log
     assert (run.artifacts / "drift-report" / "drift.json").is_file()
+    assert (run.artifacts / "drift-report" / "monitoring.html").is_file()
+    assert "## Monitoring: " in run.log  # poe monitoring-summary, for the job summary
 
 
 @pytest.mark.parametrize("ci_variant", [param(CD_VARIANT)])

@@ -235,6 +235,8 @@ def test_schedule_pipeline_monitors_drift_and_checks_template_updates(
     assert re.search(r"drift: \d+/\d+ features drifted", log), _tail(log)
     drift = run.artifacts / "drift-monitoring" / "reports" / "drift.json"
     assert json.loads(drift.read_text())["drift_detected"] is False
+    assert (drift.parent / "monitoring.html").is_file()
+    assert "## Monitoring: " in log and "/artifacts/file/reports/monitoring.html" in log
     assert "version 2.0.0 is available" in log, _tail(log)
     assert "set GITLAB_TOKEN to let CI do it" in log, _tail(log)
 

@@ -193,7 +193,10 @@ def test_nightly_timer_monitors_and_checks_template_updates(
         assert "Poe => python scripts/deploy.py fetch-traffic production" in log, tail(log)
     assert all(s["exit"] == 0 for s in summary["sh"] if s["stage"] == "Monitor")
     drift = next(r for r in summary["recorded"] if "drift.json" in r["step"])
-    assert "1 file(s) found" in drift["note"], drift
+    assert "3 file(s) found" in drift["note"] and "monitoring.html" in drift["note"], drift
+    (verdict,) = [s for s in summary["sh"] if s["stage"] == "Monitor post always"]
+    assert verdict["script"].endswith("uv run poe monitoring-summary") and verdict["exit"] == 0
+    assert "## Monitoring: " in log, tail(log)
     update = next(s for s in summary["sh"] if s["stage"] == "Template update")
     assert update["script"] == "uv run poe template-update" and update["exit"] == 0, update
     assert "version 2.0.0 is available" in log, tail(log)

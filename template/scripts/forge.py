@@ -7,7 +7,13 @@ Used by scripts/template_update.py (push a branch, open a pull/merge request) an
 
 posts the quality report on the pull/merge request being checked (GitHub: with GH_TOKEN, also
 in the job summary; GitLab: with GITLAB_TOKEN). Anywhere else, or without the token, it prints
-the report and says which token to set.
+the report and says which token to set. `uv run poe retrain` ends with
+
+    python scripts/forge.py propose reports/retrain.json
+
+which commits a challenger that beats the champion (the new data version) on a branch
+`retrain/<date>`, pushes it and opens a pull/merge request with both results; on Jenkins, or
+without the token, it pushes the branch (when there is a remote) and prints the results.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -145,8 +152,50 @@ def post_report(report: Path, env: dict[str, str]) -> int:
     return 0
 
 
+# CI checkouts have no git identity; a retraining commit is signed off as this bot.
+RETRAIN_BOT = ["git", "-c", "user.name=retrain", "-c", "user.email=retrain@localhost"]
+
+
+def propose(result_path: Path, env: dict[str, str]) -> int:
+    """Propose the challenger `retrain` kept (result_path, its JSON result) for review."""
+    if not result_path.is_file():
+        print(f"retrain: {result_path} was not written (retraining stopped before it)")
+        return 0
+    result = json.loads(result_path.read_text())
+    if not result["proposed"]:
+        print(f"retrain: nothing to propose ({result['summary']})")
+        return 0
+    report = result_path.with_suffix(".md").read_text()
+    kind = provider(env)
+    branch = "retrain/" + time.strftime("%Y-%m-%d-%H%M%S", time.gmtime())
+    run("git", "switch", "--create", branch)
+    run("git", "add", "--update")  # the new data version and what the pipeline rewrote
+    run(*RETRAIN_BOT, "commit", "-m", "Retrain on recent labelled data (challenger beats champion)")
+    has_remote = bool(run("git", "remote").stdout.split())
+    if kind in TOKENS and not token(kind, env):
+        print(f"retrain: branch {branch} committed, not pushed (set {TOKENS[kind]} to let CI "
+              f"push it and open the request):\n{report}")  # fmt: skip
+        return 0
+    if has_remote:
+        remote, git_env = push_remote(kind, env)
+        run("git", "push", remote, branch, env=git_env)
+    if kind not in TOKENS:
+        where = "pushed" if has_remote else "committed (no remote to push to)"
+        print(f"retrain: branch {branch} {where}; open its pull request by hand:\n{report}")
+        return 0
+    title = "Retrain: the challenger beats the deployed model"
+    print(f"retrain: {open_request(kind, branch, title, report, env).strip()}")
+    return 0
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Talk to the forge from a CI job.")
-    parser.add_argument("action", choices=["report"], help="post a Markdown quality report")
+    parser.add_argument(
+        "action",
+        choices=["report", "propose"],
+        help="report: post a Markdown quality report; propose: a retrained model's request",
+    )
     parser.add_argument("path", type=Path)
-    sys.exit(post_report(parser.parse_args().path, dict(os.environ)))
+    args = parser.parse_args()
+    action = post_report if args.action == "report" else propose
+    sys.exit(action(args.path, dict(os.environ)))

@@ -26,10 +26,12 @@ import pandas as pd
 
 from .schema import CONTRACT, Contract
 
-_FILE_PREFIX = "predictions-"
+PREDICTIONS_PREFIX = "predictions-"
 
 
 class PredictionLog:
+    prefix = PREDICTIONS_PREFIX  # the day's file: <prefix>YYYY-MM-DD.jsonl
+
     def __init__(
         self,
         directory: Path,
@@ -55,25 +57,30 @@ class PredictionLog:
         predictions: Iterable[dict[str, Any]],
         now: datetime | None = None,
     ) -> int:
-        """Append the sampled rows of one request; returns how many were written (none once
-        the day's file has reached max_bytes_per_day)."""
+        """Append the sampled rows of one request (each prediction with its id); returns how
+        many were written (none once the day's file has reached max_bytes_per_day)."""
         now = now or datetime.now(timezone.utc)  # noqa: UP017 (UTC alias: 3.11+)
         kept = [
             {"time": now.isoformat(), "features": row, **prediction}
             for row, prediction in zip(rows, predictions, strict=True)
             if self._rng.random() < self.sample_rate
         ]
-        lines = "".join(json.dumps(record) + "\n" for record in kept).encode()
+        return self.append(kept, now)
+
+    def append(self, records: Sequence[dict[str, Any]], now: datetime) -> int:
+        """Append records to the day's file, all of them or (over the day's cap) none; prune
+        files older than the retention once a day."""
+        lines = "".join(json.dumps(record) + "\n" for record in records).encode()
         day = now.strftime("%Y-%m-%d")
         written = 0
         with self._lock:
-            if kept:
-                path = self.directory / f"{_FILE_PREFIX}{day}.jsonl"
+            if records:
+                path = self.directory / f"{self.prefix}{day}.jsonl"
                 size = path.stat().st_size if path.exists() else 0
                 if size + len(lines) <= self.max_bytes_per_day:
                     with path.open("ab") as f:
                         f.write(lines)
-                    written = len(kept)
+                    written = len(records)
             if self._pruned_on != day:
                 self._prune(now)
                 self._pruned_on = day
@@ -81,8 +88,8 @@ class PredictionLog:
 
     def _prune(self, now: datetime) -> None:
         oldest = (now - self.retention).strftime("%Y-%m-%d")
-        for path in self.directory.glob(f"{_FILE_PREFIX}*.jsonl"):
-            if path.stem.removeprefix(_FILE_PREFIX) < oldest:
+        for path in self.directory.glob(f"{self.prefix}*.jsonl"):
+            if path.stem.removeprefix(self.prefix) < oldest:
                 path.unlink(missing_ok=True)
 
 
@@ -111,7 +118,7 @@ def json_rows(frame: pd.DataFrame, contract: Contract = CONTRACT) -> list[dict[s
 def load_traffic(directory: Path) -> pd.DataFrame:
     """The logged feature rows of every file under directory, oldest first."""
     rows = []
-    for path in sorted(Path(directory).rglob(f"{_FILE_PREFIX}*.jsonl")):
+    for path in sorted(Path(directory).rglob(f"{PREDICTIONS_PREFIX}*.jsonl")):
         with path.open(encoding="utf-8") as f:
             rows.extend(json.loads(line)["features"] for line in f if line.strip())
     return frame_of(rows)
