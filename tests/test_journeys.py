@@ -372,7 +372,9 @@ def test_changing_answers_through_update(released_project, user_env):
     } | {"deploy/kubernetes/base/deployment.yaml", "deploy/kubernetes/base/service.yaml"}
     api = {
         "src/my_model/mlops/serve.py",
+        "src/my_model/mlops/batching.py",
         "tests/test_api.py",
+        "tests/test_batching.py",
         ".github/workflows/deploy.yml",
         *deploy,
     }
