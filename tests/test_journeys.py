@@ -373,6 +373,7 @@ def test_changing_answers_through_update(released_project, user_env):
     api = {
         "src/my_model/mlops/serve.py",
         "src/my_model/mlops/batching.py",
+        "src/my_model/mlops/server.py",
         "tests/test_api.py",
         "tests/test_batching.py",
         ".github/workflows/deploy.yml",

@@ -39,6 +39,7 @@ def expected_files(answers: dict) -> dict[str, bool]:
         ".dockerignore": answers["use_docker"],
         f"src/{pkg}/mlops/serve.py": answers["serving"] == "fastapi",
         f"src/{pkg}/mlops/batching.py": answers["serving"] == "fastapi",
+        f"src/{pkg}/mlops/server.py": answers["serving"] == "fastapi",
         "tests/test_api.py": answers["serving"] == "fastapi",
         "tests/test_batching.py": answers["serving"] == "fastapi",
         f"src/{pkg}/mlops/tracking.py": True,  # no-op with none: the stages always call it
