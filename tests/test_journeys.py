@@ -369,7 +369,7 @@ def test_changing_answers_through_update(released_project, user_env):
     kubernetes = {
         f"deploy/kubernetes/{name}/kustomization.yaml"
         for name in ("base", "overlays/staging", "overlays/production")
-    } | {"deploy/kubernetes/base/deployment.yaml", "deploy/kubernetes/base/service.yaml"}
+    } | {f"deploy/kubernetes/base/{name}.yaml" for name in ("deployment", "service", "hpa")}
     api = {
         "src/my_model/mlops/serve.py",
         "src/my_model/mlops/batching.py",

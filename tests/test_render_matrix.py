@@ -59,6 +59,7 @@ def expected_files(answers: dict) -> dict[str, bool]:
         "deploy/smoke-request.json": deploy != "none",
         "deploy/compose.yaml": deploy == "ssh",
         "deploy/kubernetes/base/kustomization.yaml": deploy == "kubernetes",
+        "deploy/kubernetes/base/hpa.yaml": deploy == "kubernetes",
         "deploy/kubernetes/overlays/production/kustomization.yaml": deploy == "kubernetes",
     }
 
