@@ -1,7 +1,7 @@
 """The generated API's server sheds slow and excess clients (issue 31), in a cached project.
 
 The project's own serve command (`python -m my_model serve`, the Dockerfile's CMD) runs on
-127.0.0.1 with an open-file limit of 128 (prlimit) and short read deadlines. Clients are plain
+127.0.0.1 with an open-file limit of 128 (prlimit) and 2 s read deadlines. Clients are plain
 sockets of this process, bounded in count (at most 150) and time (a few seconds each phase):
 ones that trickle their headers a byte at a time, and a flood above the connection limit.
 """
@@ -23,16 +23,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(ALL_PROVIDERS.id)]
 
 PACKAGE = "my_model"
 OPEN_FILES = 128  # the server's soft and hard limit
-HEADER_TIMEOUT = 2.0
+READ_TIMEOUT = 2.0  # seconds, for the headers and for the body
 FILES_KEPT_FREE = 64  # mlops/server.py: the connection limit is OPEN_FILES less this
 
 
-def open_slowly(port: int, count: int) -> list[socket.socket]:
-    """count connections that each send the start of a request's headers, never the end."""
+HEADERS = b"POST /predict HTTP/1.1\r\nHost: api\r\n"  # and never the blank line that ends them
+BODY = HEADERS + b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
+
+
+def open_slowly(port: int, count: int, start: bytes = HEADERS) -> list[socket.socket]:
+    """count connections that each send the start of a request (its headers' or its body's),
+    never the end."""
     sockets = []
     for _ in range(count):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: api\r\n")
+        sock.sendall(start)
         sock.setblocking(False)
         sockets.append(sock)
     return sockets
@@ -75,7 +80,8 @@ def server(generated_projects, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = ["prlimit", f"--nofile={OPEN_FILES}:{OPEN_FILES}", "--", *api_command(PACKAGE, port)]
-    env = {"REQUEST_HEADER_TIMEOUT": str(HEADER_TIMEOUT), "UVICORN_WORKERS": "1"}
+    deadline = str(READ_TIMEOUT)
+    env = {"REQUEST_HEADER_TIMEOUT": deadline, "REQUEST_BODY_TIMEOUT": deadline}
     log = tmp_path / "server.log"
     with service(command, lambda: http_ok(f"{base}/health"), project, env, 120, log):
         smoke = json.loads((project / "deploy" / "smoke-request.json").read_text())
@@ -87,13 +93,13 @@ def test_slow_clients_are_shed_while_requests_are_answered(server):
     port, base, request, log = server
 
     # Slow clients well under the limit: answered requests meanwhile, the slow ones closed by
-    # the header deadline although they keep sending.
-    slow = open_slowly(port, 30)
+    # the header or the body deadline although they keep sending.
+    slow = open_slowly(port, 25) + open_slowly(port, 5, BODY)
     try:
         for _ in range(5):
             status, body = http_json("POST", f"{base}/predict", request)
             assert status == 200 and body["predictions"], body
-        assert wait_closed(slow, HEADER_TIMEOUT + 5) == []
+        assert wait_closed(slow, READ_TIMEOUT + 5) == []
     finally:
         for sock in slow:
             sock.close()
@@ -108,7 +114,7 @@ def test_slow_clients_are_shed_while_requests_are_answered(server):
         assert len(flood) > OPEN_FILES
         time.sleep(0.5)
         assert len(wait_closed(flood, 0.5)) <= OPEN_FILES - FILES_KEPT_FREE  # closed on accept
-        assert wait_closed(flood, HEADER_TIMEOUT + 5) == []
+        assert wait_closed(flood, READ_TIMEOUT + 5) == []
     finally:
         for sock in flood:
             sock.close()
@@ -118,5 +124,6 @@ def test_slow_clients_are_shed_while_requests_are_answered(server):
     text = log.read_text()
     assert "Too many open files" not in text and "Traceback" not in text, text[-3000:]
     # Each repeated warning printed once (then at most once a minute), not once per client.
-    assert text.count("too slowly: closed") == 1, text[-3000:]
+    assert text.count("headers too slowly: closed") == 1, text[-3000:]
+    assert text.count("body too slowly: closed") == 1, text[-3000:]
     assert text.count("new connections are closed") <= 1, text[-3000:]
