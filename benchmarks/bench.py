@@ -5,8 +5,10 @@ each stage of the pipeline, and from those the lower bounds of the goals' figure
 
     uv run python benchmarks/bench.py [--runs N] [--framework pytorch] [--no-warmup]
     uv run python benchmarks/bench.py --serve-load [--requests N --concurrency C ...]
+    uv run python benchmarks/bench.py --rows N [--project DIR]
 
---serve-load runs the /predict load test of benchmarks/load.py instead (see there).
+--serve-load runs the /predict load test of benchmarks/load.py instead (see there); --rows N
+the pipeline on a table N times the sample against a bare script, benchmarks/scale.py.
 
 Each run renders the defaults (or the pytorch variant) into a fresh temporary directory
 (in-process Copier, tasks skipped), runs hooks/post_copy.py there, then the first
@@ -212,12 +214,23 @@ def main() -> int:
         action="store_true",
         help="instead: load-test the default variant's /predict API (benchmarks/load.py)",
     )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        metavar="N",
+        help="instead: the pipeline on a table N times the sample against a bare script "
+        "(benchmarks/scale.py); with --serve-load, the rows of each request",
+    )
     args, rest = parser.parse_known_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     if args.serve_load:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
         import load
 
-        return load.main(rest)
+        return load.main(rest + (["--rows", str(args.rows)] if args.rows else []))
+    if args.rows is not None:
+        import scale
+
+        return scale.main(["--rows", str(args.rows), *rest])
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.runs < 1:

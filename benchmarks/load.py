@@ -20,6 +20,7 @@ import csv
 import itertools
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,10 +90,47 @@ async def _client(url: str, body: bytes, requests: int, concurrency: int) -> dic
     }
 
 
+def _health_round_trip(url: str, count: int = 200) -> float:
+    """Mean seconds of a GET /health, one at a time: the HTTP round trip without the model."""
+    import httpx
+
+    with httpx.Client(timeout=30) as client:
+        for _ in range(20):
+            client.get(url)
+        start = time.perf_counter()
+        for _ in range(count):
+            client.get(url)
+        return (time.perf_counter() - start) / count
+
+
 def client_main(args: argparse.Namespace) -> int:
     body = Path(args.body).read_bytes()
     result = asyncio.run(_client(args.url, body, args.requests, args.concurrency))
+    result["health_s"] = _health_round_trip(args.url.rsplit("/", 1)[0] + "/health")
     print(json.dumps(result))
+    return 0
+
+
+def floor_main(args: argparse.Namespace) -> int:
+    """The in-process floor: predict_frame calls/s on the body's rows, the model loaded once,
+    as the API scores one request (rows as JSON gives them, framed as the API frames them)."""
+    import importlib
+
+    package = args.package
+    model = importlib.import_module(f"{package}.model").load_model(Path(args.model))
+    predict_frame = importlib.import_module(f"{package}.predict").predict_frame
+    frame_of = importlib.import_module(f"{package}.mlops.traffic").frame_of
+    rows = json.loads(Path(args.body).read_text())["rows"]
+    for _ in range(20):
+        predict_frame(model, frame_of(rows))
+    rates = []  # the best of three 1-second windows: other work on the machine only slows it
+    for _ in range(3):
+        calls, start = 0, time.perf_counter()
+        while time.perf_counter() - start < 1:
+            predict_frame(model, frame_of(rows))
+            calls += 1
+        rates.append(calls / (time.perf_counter() - start))
+    print(json.dumps({"calls_per_s": max(rates)}))
     return 0
 
 
@@ -134,6 +172,15 @@ def _package_name(project: Path) -> str:
     return answers["package_name"]
 
 
+def _server_command(project: Path, package: str, port: int, workers: int) -> list[str]:
+    """The project's own serve command; uvicorn itself for a project generated before it."""
+    if (project / "src" / package / "mlops" / "server.py").is_file():
+        serve = ["python", "-m", package, "serve", "--workers", str(workers)]
+    else:
+        serve = ["uvicorn", f"{package}.mlops.serve:app", "--workers", str(workers)]
+    return ["uv", "run", "--frozen", *serve, "--host", "127.0.0.1", "--port", str(port)]
+
+
 def _wait_healthy(base: str, server: subprocess.Popen, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -148,6 +195,55 @@ def _wait_healthy(base: str, server: subprocess.Popen, timeout: float = 90) -> N
     sys.exit(f"load: {base}/health did not answer within {timeout:.0f} s")
 
 
+def _serve_and_load(project, package, env, work, body, args, workers, concurrency) -> dict:
+    """Start the server with workers processes, run the client at concurrency, stop it."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (work / f"server-{workers}-{concurrency}.log").open("wb") as server_log:
+        server = subprocess.Popen(
+            _server_command(project, package, port, workers),
+            cwd=project, env={**env, "UVICORN_LOG_LEVEL": "warning"},
+            stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            _wait_healthy(base, server)
+            load_before = os.getloadavg()[0]
+            result = subprocess.run(
+                ["uv", "run", "--frozen", "python", str(Path(__file__).resolve()), "--client",
+                 "--url", f"{base}/predict", "--body", str(body),
+                 "--requests", str(args.requests), "--concurrency", str(concurrency)],
+                cwd=project, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            load_after = os.getloadavg()[0]
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)  # the server and its worker processes
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+    if result.returncode != 0:
+        sys.exit(f"load: the client failed:\n{result.stderr[-3000:]}")
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    return {**figures, "workers": workers, "concurrency": concurrency,
+            "load": (load_before, load_after)}  # fmt: skip
+
+
+def _request_body(project: Path, work: Path, rows: int) -> Path:
+    """The first rows of the held-out split, the features as the contract names them."""
+    import yaml
+
+    package = _package_name(project)
+    contract = yaml.safe_load((project / "src" / package / "schema.yaml").read_text())
+    features = list(contract["features"])
+    with (project / "data" / "prepared" / "test.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        sent = [{name: float(row[name]) for name in features}
+                for row in itertools.islice(reader, rows)]  # fmt: skip
+    body = work / "body.json"
+    body.write_text(json.dumps({"rows": sent}))
+    return body
+
+
 def run_load(args: argparse.Namespace) -> int:
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
@@ -159,60 +255,44 @@ def run_load(args: argparse.Namespace) -> int:
             print("load: generating the default variant (render + copy-time tasks)...", flush=True)
             project = _generate_default(work)
         package = _package_name(project)
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        server_log = (work / "server.log").open("wb")
-        server = subprocess.Popen(
-            ["uv", "run", "--frozen", "uvicorn", f"{package}.mlops.serve:app",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=project, env=env, stdout=server_log, stderr=subprocess.STDOUT,
+        body = _request_body(project, work, args.rows)
+        floor = subprocess.run(
+            ["uv", "run", "--frozen", "python", str(Path(__file__).resolve()), "--floor",
+             "--package", package, "--model", str(project / "models" / "model.joblib"),
+             "--body", str(body)],
+            cwd=project, env=env, capture_output=True, text=True,
         )  # fmt: skip
-        try:
-            _wait_healthy(base, server)
-            with urllib.request.urlopen(f"{base}/metadata", timeout=10) as response:
-                features = json.loads(response.read())["features"]
-            with (project / "data" / "prepared" / "test.csv").open(newline="") as handle:
-                reader = csv.DictReader(handle)
-                rows = [
-                    {name: float(row[name]) for name in features}
-                    for row in itertools.islice(reader, args.rows)
-                ]
-            body = work / "body.json"
-            body.write_text(json.dumps({"rows": rows}))
-            load_before = os.getloadavg()[0]
-            result = subprocess.run(
-                ["uv", "run", "--frozen", "python", str(Path(__file__).resolve()), "--client",
-                 "--url", f"{base}/predict", "--body", str(body),
-                 "--requests", str(args.requests), "--concurrency", str(args.concurrency)],
-                cwd=project, env=env, capture_output=True, text=True,
-            )  # fmt: skip
-            load_after = os.getloadavg()[0]
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            server_log.close()
-        if result.returncode != 0:
-            sys.exit(f"load: the client failed:\n{result.stderr[-3000:]}")
-        figures = json.loads(result.stdout.strip().splitlines()[-1])
-    failures = sum(figures["failures"].values())
+        if floor.returncode != 0:
+            sys.exit(f"load: the in-process floor failed:\n{floor.stderr[-3000:]}")
+        floor_rate = json.loads(floor.stdout.strip().splitlines()[-1])["calls_per_s"]
+        runs = [(args.workers, c) for c in args.concurrency]
+        if args.compare_workers:
+            runs.append((args.compare_workers, max(args.concurrency)))
+        results = [
+            _serve_and_load(project, package, env, work, body, args, workers, concurrency)
+            for workers, concurrency in runs
+        ]
     print(
-        f"\n/predict load test: {figures['requests']} requests of {len(rows)} row(s), "
-        f"concurrency {args.concurrency}, uvicorn with 1 worker on 127.0.0.1 "
-        f"({WARMUP_REQUESTS} untimed warm-up requests first)"
+        f"\n/predict load test: {args.requests} requests of {args.rows} row(s) each run, on "
+        f"127.0.0.1, after {WARMUP_REQUESTS} untimed warm-up requests; machine: nproc "
+        f"{os.cpu_count()} (the client shares it with the server)"
     )
     print(
-        f"machine: nproc {os.cpu_count()}, 1-min load average {load_before:.2f} before, "
-        f"{load_after:.2f} after (the client shares the machine with the server)"
+        f"in-process floor: predict_frame on the same rows, {floor_rate:.1f} calls/s "
+        f"({1000 / floor_rate:.2f} ms a call)"
     )
-    print(f"throughput: {figures['rps']:.1f} requests/s ({figures['seconds']:.2f} s wall)")
-    print(
-        f"latency: p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
-        f"max {figures['max_ms']:.1f} ms"
-    )
-    print(f"failures: {failures}" + (f" {figures['failures']}" if failures else ""))
+    print("| workers | concurrency | requests/s | x floor | p50 ms | p99 ms | max ms | "
+          "/health round trip ms | failures | load avg before, after |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        failures = sum(r["failures"].values())
+        print(
+            f"| {r['workers']} | {r['concurrency']} | {r['rps']:.1f} | "
+            f"{r['rps'] / floor_rate:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+            f"{r['max_ms']:.1f} | {r['health_s'] * 1000:.2f} | {failures}"
+            + (f" {r['failures']}" if failures else "")
+            + f" | {r['load'][0]:.2f}, {r['load'][1]:.2f} |"
+        )
     return 0
 
 
@@ -220,7 +300,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--project", help="an already generated project with serving=fastapi")
     parser.add_argument("--requests", type=int, default=2000, help="timed requests (default 2000)")
     parser.add_argument(
-        "--concurrency", type=int, default=16, help="requests in flight (default 16)"
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 16],
+        help="requests in flight, one run each (default: 1 16)",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    parser.add_argument(
+        "--compare-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="one more run with N server processes at the highest concurrency (0: none)",
     )
     parser.add_argument("--rows", type=int, default=1, help="rows per request (default 1)")
 
@@ -229,12 +321,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--package", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--body", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.concurrency < 1 or args.rows < 1:
-        parser.error("--requests, --concurrency and --rows must be at least 1")
-    return client_main(args) if args.client else run_load(args)
+    if args.floor:
+        return floor_main(args)
+    if args.client:
+        args.concurrency = args.concurrency[0]
+        return client_main(args)
+    if args.requests < 1 or min(args.concurrency) < 1 or args.rows < 1 or args.workers < 1:
+        parser.error("--requests, --concurrency, --rows and --workers must be at least 1")
+    return run_load(args)
 
 
 if __name__ == "__main__":

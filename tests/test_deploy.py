@@ -295,8 +295,8 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path, monkeypa
         documents = _kustomize(overlays / environment)
         _validate(documents, tmp_path, environment)
         kinds = {doc["kind"]: doc for doc in documents}
-        assert set(kinds) == {"Deployment", "Service"}
-        deployment = kinds["Deployment"]
+        assert set(kinds) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+        deployment, autoscaler = kinds["Deployment"], kinds["HorizontalPodAutoscaler"]
         assert deployment["metadata"]["namespace"] == f"churn-model-{environment}"
         pod = deployment["spec"]["template"]["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
@@ -305,7 +305,12 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path, monkeypa
         key_ref = _env_var(deployment, "API_KEY")["valueFrom"]["secretKeyRef"]
         assert key_ref == {"name": "churn-model-api-key", "key": "api-key", "optional": True}
         assert _env_var(deployment, "PREDICTION_LOG_MAX_BYTES_PER_DAY")["value"] == "100000000"
-        replicas[environment] = deployment["spec"]["replicas"]
+        # One server process a pod; the autoscaler alone sets the number of pods.
+        assert _env_var(deployment, "UVICORN_WORKERS")["value"] == "1"
+        assert "replicas" not in deployment["spec"]
+        assert autoscaler["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+        assert autoscaler["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+        replicas[environment] = autoscaler["spec"]["minReplicas"]
     assert replicas == {"staging": 1, "production": 2}
 
     # The wrapper `poe deploy` applies: the overlay with the pushed image set and, with CI's

@@ -374,10 +374,13 @@ def test_changing_answers_through_update(released_project, user_env):
     kubernetes = {
         f"deploy/kubernetes/{name}/kustomization.yaml"
         for name in ("base", "overlays/staging", "overlays/production")
-    } | {"deploy/kubernetes/base/deployment.yaml", "deploy/kubernetes/base/service.yaml"}
+    } | {f"deploy/kubernetes/base/{name}.yaml" for name in ("deployment", "service", "hpa")}
     api = {
         "src/my_model/mlops/serve.py",
+        "src/my_model/mlops/batching.py",
+        "src/my_model/mlops/server.py",
         "tests/test_api.py",
+        "tests/test_batching.py",
         ".github/workflows/deploy.yml",
         *deploy,
     }

@@ -38,7 +38,10 @@ def expected_files(answers: dict) -> dict[str, bool]:
         "Dockerfile": answers["use_docker"],
         ".dockerignore": answers["use_docker"],
         f"src/{pkg}/mlops/serve.py": answers["serving"] == "fastapi",
+        f"src/{pkg}/mlops/batching.py": answers["serving"] == "fastapi",
+        f"src/{pkg}/mlops/server.py": answers["serving"] == "fastapi",
         "tests/test_api.py": answers["serving"] == "fastapi",
+        "tests/test_batching.py": answers["serving"] == "fastapi",
         f"src/{pkg}/mlops/tracking.py": True,  # no-op with none: the stages always call it
         f"src/{pkg}/mlops/tracking_dvclive.py": answers["experiment_tracking"] == "dvclive",
         f"src/{pkg}/mlops/tracking_mlflow.py": answers["experiment_tracking"] == "mlflow",
@@ -57,6 +60,7 @@ def expected_files(answers: dict) -> dict[str, bool]:
         "deploy/smoke-expected.json": deploy != "none",
         "deploy/compose.yaml": deploy == "ssh",
         "deploy/kubernetes/base/kustomization.yaml": deploy == "kubernetes",
+        "deploy/kubernetes/base/hpa.yaml": deploy == "kubernetes",
         "deploy/kubernetes/overlays/production/kustomization.yaml": deploy == "kubernetes",
     }
 

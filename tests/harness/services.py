@@ -163,8 +163,9 @@ def wait_until(
 
 
 def api_command(package: str, port: int) -> list[str]:
-    """A generated project's API, served by uvicorn from the project's own environment."""
-    return ["uv", "run", "--frozen", "uvicorn", f"{package}.mlops.serve:app", "--port", str(port)]
+    """A generated project's API, served by its own serve command (the image's) from the
+    project's own environment."""
+    return ["uv", "run", "--frozen", "python", "-m", package, "serve", "--port", str(port)]
 
 
 @contextlib.contextmanager
