@@ -21,6 +21,7 @@ bad stage, an uncommitted model) change nothing.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -75,6 +76,7 @@ class Project:
 
     def __init__(self, original: Path, work: Path, env: dict[str, str]):
         self.path = clone(original, work)
+        self.original = original
         for outputs in ("data", "models"):
             shutil.copytree(original / outputs, self.path / outputs, dirs_exist_ok=True)
         bin_dir = original / ".venv" / "bin"
@@ -108,6 +110,11 @@ class Project:
 
     def holder(self, stage: str) -> str:
         return self.cli("models", "--stage", stage).stdout.strip()
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def retrain(project: Project) -> None:
@@ -167,6 +174,24 @@ def walk_the_registry(project: Project) -> None:
     assert table[0].split()[:2] == ["version", "stages"]
     assert table[1].split()[:2] == ["v1.1.0", "staging"]
     assert table[2].split()[:2] == ["v1.0.0", "production"]
+
+    # Batch scoring with the version a stage holds, its model fetched from the registry: the
+    # production one is v1.0.0's model (the original project's), staging's another.
+    rows = path / "data" / "prepared" / "test.csv"
+    scored = {}
+    for stage in ("production", "staging"):
+        project.cli("predict-batch", str(rows), str(path.parent / f"{stage}.csv"), "--stage", stage)
+        scored[stage] = read_rows(path.parent / f"{stage}.csv")
+    first_model = project.original / "models" / "model.joblib"
+    project.cli(
+        "predict-batch", str(rows), str(path.parent / "first.csv"), "--model", str(first_model)
+    )
+    answers = [(r["id"], r["prediction"], r["confidence"]) for r in scored["production"]]
+    first = read_rows(path.parent / "first.csv")
+    assert answers == [(r["id"], r["prediction"], r["confidence"]) for r in first]
+    assert {r["model_version"] for r in scored["production"]} == {"v1.0.0"}
+    assert {r["model_version"] for r in scored["staging"]} == {"v1.1.0"}
+    assert [r["confidence"] for r in scored["staging"]] != [a[2] for a in answers]
 
     for args, message in [
         (("promote", "v9.9.9", "production"), "version v9.9.9 is not registered"),

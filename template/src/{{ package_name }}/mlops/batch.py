@@ -207,8 +207,10 @@ def score(
     chunk_rows: int = CHUNK_ROWS,
     id_column: str = "id",
     contract: Contract = CONTRACT,
+    version: str | None = None,
 ) -> BatchResult:
-    """Score every row of source (a CSV file or a directory of them) with the model."""
+    """Score every row of source (a CSV file or a directory of them) with the model, whose
+    version is version (a registry's) or model_version's."""
     source, output = Path(source), Path(output)
     files = input_files(source)
     rejected_output = Path(rejected_output or output.with_suffix(".rejected.csv"))
@@ -216,7 +218,7 @@ def score(
         if written.resolve() in {f.resolve() for f in files}:
             raise BatchError(f"{written}: the output would overwrite an input file")
     model = load_model(model_path)  # fails before anything is written
-    result = BatchResult(output, rejected_output, model_version(model_path))
+    result = BatchResult(output, rejected_output, version or model_version(model_path))
     partial = output.with_name(output.name + ".partial")
     partial_rejected = rejected_output.with_name(rejected_output.name + ".partial")
     output.parent.mkdir(parents=True, exist_ok=True)

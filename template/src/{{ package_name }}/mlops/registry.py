@@ -17,6 +17,7 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from .config import DVC_LOCK, METRICS_FILE, MODEL_PATH, RAW_DATA
@@ -89,6 +90,10 @@ class Backend(Protocol):
 
     def versions(self) -> list[ModelVersion]:
         """Every registered version, newest first, with the stages it holds now."""
+        ...
+
+    def fetch(self, model: ModelVersion, directory: Path) -> Path:
+        """The version's model file, written into directory."""
         ...
 
 
