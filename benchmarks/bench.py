@@ -6,9 +6,11 @@ each stage of the pipeline, and from those the lower bounds of the goals' figure
     uv run python benchmarks/bench.py [--runs N] [--framework pytorch] [--no-warmup]
     uv run python benchmarks/bench.py --serve-load [--requests N --concurrency C ...]
     uv run python benchmarks/bench.py --rows N [--project DIR]
+    uv run python benchmarks/bench.py --predict-batch [--multiples 1,10,100 ...]
 
 --serve-load runs the /predict load test of benchmarks/load.py instead (see there); --rows N
-the pipeline on a table N times the sample against a bare script, benchmarks/scale.py.
+the pipeline on a table N times the sample against a bare script, benchmarks/scale.py;
+--predict-batch the batch scoring time and peak memory of benchmarks/batch.py.
 
 Each run renders the defaults (or the pytorch variant) into a fresh temporary directory
 (in-process Copier, tasks skipped), runs hooks/post_copy.py there, then the first
@@ -221,8 +223,17 @@ def main() -> int:
         help="instead: the pipeline on a table N times the sample against a bare script "
         "(benchmarks/scale.py); with --serve-load, the rows of each request",
     )
+    parser.add_argument(
+        "--predict-batch",
+        action="store_true",
+        help="instead: predict-batch's time and peak memory by input size (benchmarks/batch.py)",
+    )
     args, rest = parser.parse_known_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if args.predict_batch:
+        import batch
+
+        return batch.main(rest)
     if args.serve_load:
         import load
 

@@ -33,7 +33,12 @@ def _git(*args: str) -> str:
 def lock_md5s(lock_path: Path) -> dict[str, str]:
     """The md5 of every file dvc.lock records, output or dependency: the raw data is a
     dependency of the validate stage (its .dvc file tracks it), the model an output."""
-    lock = yaml.safe_load(lock_path.read_text()) or {}
+    return md5s_in(lock_path.read_text())
+
+
+def md5s_in(lock_text: str) -> dict[str, str]:
+    """lock_md5s of dvc.lock's text (as `git show REV:dvc.lock` prints an earlier one)."""
+    lock = yaml.safe_load(lock_text) or {}
     return {
         entry["path"]: entry.get("md5", "")
         for stage in lock.get("stages", {}).values()
