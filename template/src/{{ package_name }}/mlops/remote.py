@@ -9,8 +9,11 @@ each `dvc` process would start and import DVC again.
 
 import hashlib
 import logging
+import re
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,15 +47,56 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no details"
 
 
+_ERRNO = re.compile(r"\[Errno \d+\] ([^:']+)")
+_FILES_FAILED = re.compile(r"(\d+) files? failed to (?:upload|download)")
+_QUOTED = re.compile(r"'([^']+)'")
+_LONGEST_CAUSE = 300
+
+
+def _summary(errors: list[str]) -> str:
+    """DVC's error lines in a few words: the causes (an OS error's message, e.g. "No space left
+    on device"), how many files failed and the first of them. DVC writes a line a file, so a
+    remote that is full or read-only would otherwise give thousands of them."""
+    transfers = [line for line in errors if line.startswith("failed to transfer")]
+    causes: dict[str, None] = {}
+    for line in transfers or errors:
+        errno = _ERRNO.search(line)
+        cause = errno.group(1).strip() if errno else line.split(" - ", 1)[-1]
+        causes.setdefault(cause[:_LONGEST_CAUSE], None)
+    named = list(causes)
+    text = "; ".join(named[:2]) + (f" and {len(named) - 2} other causes" if named[2:] else "")
+    counted = next((m.group(0) for line in errors if (m := _FILES_FAILED.search(line))), None)
+    if transfers:
+        counted = counted or f"{len(transfers)} files failed"
+        paths = _QUOTED.findall(transfers[0])
+        first = paths[1] if len(paths) > 1 else paths[0] if paths else ""
+        return f"{text}: {counted}, the first {first}" if first else f"{text}: {counted}"
+    return f"{text}: {counted}" if counted else text or "no details"
+
+
 def _dvc_error(stderr: str) -> str:
-    """DVC's own error lines (`ERROR:`), not the support footer it ends with: the cause (e.g.
-    "Unable to locate credentials") comes first, a summary ("6 files failed") last."""
+    """DVC's own error lines (`ERROR:`), not the support footer it ends with, summarised."""
     errors = [
         line.strip().removeprefix("ERROR:").strip()
         for line in stderr.splitlines()
         if line.strip().startswith("ERROR:")
     ]
-    return "; ".join(dict.fromkeys(errors)) if errors else _last_line(stderr)
+    return _summary(errors) if errors else _last_line(stderr)[:_LONGEST_CAUSE]
+
+
+def _remove_partial_files(remote: Path, since: float) -> int:
+    """The partial files (`.<id>.tmp`) a failed or stopped push left in a local remote since it
+    started: DVC writes each file under such a name, then renames it, and never removes one it
+    could not finish. Only this push's (by time): another push may be writing its own."""
+    removed = 0
+    for partial in remote.glob("files/md5/*/.*.tmp"):
+        try:
+            if partial.stat().st_mtime >= since:
+                partial.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def _pull_summary() -> str:
@@ -110,7 +154,7 @@ def sync(direction: str) -> int:
         try:
             print(f"dvc pull: {_pull_summary()} (remote '{name}')")
         except DvcException as exc:
-            causes = "; ".join(dict.fromkeys([*errors.lines, _causes(exc) or "no details"]))
+            causes = _summary([*errors.lines, _causes(exc) or "no details"])
             print(
                 f"dvc pull: remote '{name}' ({url}) could not be read ({causes}); "
                 "dvc repro will recompute the pipeline"
@@ -118,12 +162,25 @@ def sync(direction: str) -> int:
         finally:
             logging.getLogger().removeHandler(errors)
         return 0
-    # A push failure must read exactly as DVC's own: its CLI, in a process of its own.
-    result = _dvc("push")
+    # A push failure must read as DVC's own: its CLI, in a process of its own.
+    started = time.time() - 1  # a file system's timestamps may be coarser than time()'s
+    try:
+        result = _dvc("push")
+    except KeyboardInterrupt:  # Ctrl-C: dvc had it too
+        result = subprocess.CompletedProcess(["dvc", "push"], -signal.SIGINT, "", "")
     if result.returncode == 0:
         print(f"dvc push: {_last_line(result.stdout)} (remote '{name}')")
         return 0
-    print(f"dvc push to remote '{name}' ({url}) failed: {_dvc_error(result.stderr)}")
+    if result.returncode < 0:
+        cause = f"stopped by {signal.Signals(-result.returncode).name} before it finished"
+    else:
+        cause = _dvc_error(result.stderr)
+    print(f"dvc push to remote '{name}' ({url}) failed: {cause}")
+    if local is not None and local.is_dir():
+        removed = _remove_partial_files(local, started)
+        if removed:
+            print(f"dvc push: removed the {removed} partial files it left in {local}")
+    print("dvc push: run `uv run poe push` again once the cause is fixed")
     return 1
 
 

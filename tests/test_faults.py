@@ -1,0 +1,164 @@
+"""Faults in a generated project end in one of two states: done, or as before with a line that
+says what happened (issue 31), in a clone of the cached project.
+
+- The train stage killed (SIGKILL) while it saves the model: the previous model stays whole and
+  loads; the next run saves the new one and removes the half-written temporary file.
+- `poe pipeline` stopped as a terminal's Ctrl-C stops it (SIGINT to its process group) and as a
+  CI runner cancels it (SIGTERM to uv): its stage stops with it, the model stays whole.
+- A push to a full remote (a 64 KB tmpfs) and to a read-only one: a few short lines naming the
+  cause, the count of files and the first, and no partial file left in the remote.
+- An output directory that cannot be written (a read-only tmpfs over reports/): one line naming
+  the file, no traceback.
+
+The save is interrupted at a chosen moment by a sitecustomize module (tests/harness/faults.py).
+The full and read-only disks are tmpfs mounts, which need root: those tests skip without it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.commands import run
+from tests.harness.faults import mounted_tmpfs, saving_blocks, wait_for_pid, wait_gone
+from tests.harness.render import clone
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(ALL_PROVIDERS.id)]
+
+PACKAGE = "my_model"
+
+
+def sh(*command: str, cwd: Path, check: bool = True, env: dict | None = None):
+    return run(list(command), cwd, {**os.environ, "NO_COLOR": "1", **(env or {})}, check=check)
+
+
+@pytest.fixture
+def work(generated_projects, tmp_path) -> Path:
+    """A clone with its data and model pulled, as a team member has it."""
+    work = clone(generated_projects(ALL_PROVIDERS), tmp_path / "work")
+    sh("uv", "run", "poe", "pull", cwd=work)
+    return work
+
+
+def retrain(work: Path) -> None:
+    """A change of params that makes the next `dvc repro` train again."""
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["train"]["n_estimators"] += 1
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def start(command: list[str], work: Path, env: dict[str, str]) -> subprocess.Popen:
+    """command in a session of its own, as a terminal's foreground job or a CI step runs it."""
+    return subprocess.Popen(
+        command,
+        cwd=work,
+        env={**os.environ, "NO_COLOR": "1", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    try:
+        return process.communicate(timeout=timeout)[0]
+    finally:
+        if process.poll() is None:  # whatever happens, nothing of the run is left behind
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def model_loads(work: Path) -> None:
+    load = f"from {PACKAGE}.model import load_model; load_model('models/model.joblib')"
+    sh("uv", "run", "python", "-c", load, cwd=work)
+
+
+def temporary_files(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.rglob("*.tmp"))
+
+
+def test_training_killed_while_saving_keeps_the_previous_model(work, tmp_path):
+    model = work / "models" / "model.joblib"
+    trained = model.read_bytes()
+    retrain(work)
+    env, marker = saving_blocks(tmp_path / "fault")
+    repro = start(["uv", "run", "dvc", "repro"], work, env)
+    os.kill(wait_for_pid(marker), signal.SIGKILL)  # half the new model written
+    output = finish(repro)
+    assert repro.returncode != 0 and "exited with -9" in output, output
+    assert model.read_bytes() == trained
+    model_loads(work)
+
+    sh("uv", "run", "dvc", "repro", cwd=work)  # the next run completes, and tidies up
+    assert model.read_bytes() != trained
+    model_loads(work)
+    assert temporary_files(work / "models") == []
+
+
+@pytest.mark.parametrize(
+    ("how", "stop"),
+    [
+        ("Ctrl-C", lambda uv: os.killpg(uv.pid, signal.SIGINT)),  # the foreground group
+        ("SIGTERM to uv", lambda uv: uv.terminate()),  # a CI runner cancelling the step
+    ],
+)
+def test_stopping_poe_pipeline_stops_its_stage(work, tmp_path, how, stop):
+    model = work / "models" / "model.joblib"
+    trained = model.read_bytes()
+    retrain(work)
+    env, marker = saving_blocks(tmp_path / "fault")
+    pipeline = start(["uv", "run", "poe", "pipeline"], work, env)
+    stage = wait_for_pid(marker)
+    stop(pipeline)
+    output = finish(pipeline, timeout=60)
+    assert wait_gone(stage, timeout=15), f"{how}: the train stage ({stage}) outlived poe"
+    assert pipeline.returncode != 0, output
+    assert model.read_bytes() == trained
+    # Nothing holds the outputs (DVC would say they are `busy`): the next run completes.
+    sh("uv", "run", "dvc", "repro", cwd=work)
+    model_loads(work)
+
+
+def test_a_push_to_a_full_or_read_only_remote_fails_in_a_few_lines(work, tmp_path):
+    name = sh("uv", "run", "dvc", "remote", "default", cwd=work).stdout.strip()
+    with mounted_tmpfs(tmp_path / "full", "64k") as remote:
+        sh("uv", "run", "dvc", "remote", "modify", "--local", name, "url", str(remote), cwd=work)
+        pushed = sh("uv", "run", "poe", "push", cwd=work, check=False)
+        leftovers = temporary_files(remote)
+    lines = [line for line in pushed.stdout.splitlines() if line.strip()]
+    assert pushed.returncode == 1, pushed.stdout + pushed.stderr
+    assert len(lines) <= 3 and all(len(line) <= 300 for line in lines), pushed.stdout
+    failure = lines[0]
+    assert failure.startswith(f"dvc push to remote '{name}' ({remote}) failed: "), failure
+    assert "No space left on device: " in failure and "failed to upload, the first " in failure
+    assert str(work / ".dvc" / "cache") in failure, failure  # the first file, by its path
+    assert leftovers == [], leftovers
+    assert "Traceback" not in pushed.stdout + pushed.stderr
+
+    with mounted_tmpfs(tmp_path / "read-only", "64k", read_only=True) as remote:
+        sh("uv", "run", "dvc", "remote", "modify", "--local", name, "url", str(remote), cwd=work)
+        pushed = sh("uv", "run", "poe", "push", cwd=work, check=False)
+    lines = [line for line in pushed.stdout.splitlines() if line.strip()]
+    assert pushed.returncode == 1 and len(lines) <= 3, pushed.stdout + pushed.stderr
+    assert lines[0].endswith("failed: Read-only file system"), lines[0]
+
+
+def test_an_output_directory_that_cannot_be_written_is_one_line(work):
+    validate = ["validate", "data/raw/dataset.csv", "--report", "reports/data_validation.json"]
+    commands = {"reports/metrics.json": ["evaluate"], "reports/data_validation.json": validate}
+    with mounted_tmpfs(work / "reports", "64k", read_only=True):
+        results = {
+            path: sh("uv", "run", "python", "-m", PACKAGE, *arguments, cwd=work, check=False)
+            for path, arguments in commands.items()
+        }
+    for path, result in results.items():
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.strip() == f"error: Read-only file system: {path}", result.stderr
+
