@@ -9,6 +9,8 @@ says what happened (issue 31), in a clone of the cached project.
   cause, the count of files and the first, and no partial file left in the remote.
 - An output directory that cannot be written (a read-only tmpfs over reports/): one line naming
   the file, no traceback.
+- The copy-time set-up (hooks/post_copy.py) killed at a step and run again: it resumes, and a
+  clone of the result has its lock, its pipeline's state and its data (a project of its own).
 
 The save is interrupted at a chosen moment by a sitecustomize module (tests/harness/faults.py).
 The full and read-only disks are tmpfs mounts, which need root: those tests skip without it.
@@ -17,8 +19,10 @@ The full and read-only disks are tmpfs mounts, which need root: those tests skip
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +31,8 @@ import yaml
 from tests.harness.ci_variants import ALL_PROVIDERS
 from tests.harness.commands import run
 from tests.harness.faults import mounted_tmpfs, saving_blocks, wait_for_pid, wait_gone
-from tests.harness.render import clone
+from tests.harness.git import git
+from tests.harness.render import clone, render
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(ALL_PROVIDERS.id)]
 
@@ -162,3 +167,50 @@ def test_an_output_directory_that_cannot_be_written_is_one_line(work):
         assert result.returncode == 2, result.stdout + result.stderr
         assert result.stderr.strip() == f"error: Read-only file system: {path}", result.stderr
 
+
+def run_setup_until(project: Path, env: dict[str, str], step: str | None) -> str:
+    """hooks/post_copy.py in project, as `copier copy` runs it; killed (SIGKILL, its whole
+    session) the moment it starts the step named step, or run to its end. Its output."""
+    setup = subprocess.Popen(
+        [sys.executable, str(project.parent / "template" / "hooks" / "post_copy.py")],
+        cwd=project,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines = []
+    for line in setup.stdout:
+        lines.append(line)
+        if step and line.startswith(f"[post-copy] {step}"):
+            os.killpg(setup.pid, signal.SIGKILL)
+            break
+    return "".join(lines) + finish(setup, timeout=600)
+
+
+def test_a_copy_killed_at_a_step_resumes_when_run_again(template_src, offline_uv_env, tmp_path):
+    """Killed as it starts DVC's set-up (after uv.lock was written), then as it starts the first
+    pipeline run (after the first commit): each rerun completes what was not done, and a clone
+    of the result has the lock, the pipeline's state and the data."""
+    shutil.copytree(template_src, tmp_path / "template")
+    project = render(tmp_path / "template", tmp_path / "project", {})  # the copy, no set-up
+    env = {**offline_uv_env, "DVC_LOCAL_REMOTE_ROOT": str(tmp_path / "remotes")}
+    killed = run_setup_until(project, env, "dvc init")
+    assert "[post-copy] lock dependencies" in killed and (project / "uv.lock").is_file()
+    killed = run_setup_until(project, env, "first pipeline run")
+    assert "resuming the set-up" in killed and "not committed, they were here" not in killed
+    assert git(project, "log", "--format=%s") == "Initial commit from the ML CI/CD template"
+    done = run_setup_until(project, env, None)
+    assert "resuming the set-up" in done, done
+    assert done.strip().endswith("done: the repository is committed and its pipeline is green")
+    assert git(project, "status", "--porcelain") == ""
+    assert not (project / ".git" / "mlops-template-setup.json").exists()
+    again = run_setup_until(project, env, None)
+    assert "this repository is already set up" in again, again
+
+    work = clone(project, tmp_path / "clone")
+    assert {"uv.lock", "dvc.lock"} <= set(git(work, "ls-files").split())
+    sh("uv", "run", "dvc", "pull", cwd=work, env=env)
+    status = sh("uv", "run", "dvc", "status", cwd=work, env=env)
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout
