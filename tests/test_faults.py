@@ -143,7 +143,7 @@ def test_a_push_to_a_full_or_read_only_remote_fails_in_a_few_lines(work, tmp_pat
     failure = lines[0]
     assert failure.startswith(f"dvc push to remote '{name}' ({remote}) failed: "), failure
     assert "No space left on device: " in failure and "failed to upload, the first " in failure
-    assert str(work / ".dvc" / "cache") in failure, failure  # the first file, by its path
+    assert (work / failure.split(", the first ")[1]).is_file(), failure  # a workspace path
     assert leftovers == [], leftovers
     assert "Traceback" not in pushed.stdout + pushed.stderr
 
@@ -152,7 +152,7 @@ def test_a_push_to_a_full_or_read_only_remote_fails_in_a_few_lines(work, tmp_pat
         pushed = sh("uv", "run", "poe", "push", cwd=work, check=False)
     lines = [line for line in pushed.stdout.splitlines() if line.strip()]
     assert pushed.returncode == 1 and len(lines) <= 3, pushed.stdout + pushed.stderr
-    assert lines[0].endswith("failed: Read-only file system"), lines[0]
+    assert "failed: unexpected error - [Errno 30] Read-only file system: " in lines[0], lines[0]
 
 
 def test_an_output_directory_that_cannot_be_written_is_one_line(work):

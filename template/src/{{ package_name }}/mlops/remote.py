@@ -49,29 +49,59 @@ def _last_line(text: str) -> str:
 
 _ERRNO = re.compile(r"\[Errno \d+\] ([^:']+)")
 _FILES_FAILED = re.compile(r"(\d+) files? failed to (?:upload|download)")
-_QUOTED = re.compile(r"'([^']+)'")
+_MD5 = re.compile(r"'([0-9a-f]{32})'")
 _LONGEST_CAUSE = 300
 
 
+def _workspace_paths() -> dict[str, str]:
+    """md5 -> the workspace path DVC tracks with it (dvc.lock's and the .dvc files' outputs,
+    and the files of a directory output, listed in its cached .dir manifest)."""
+    import json
+
+    import yaml
+
+    outs = []
+    pointers = [Path("dvc.lock"), *Path().glob("**/*.dvc")]
+    for pointer in (p for p in pointers if p.is_file()):
+        try:
+            tracked = yaml.safe_load(pointer.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        stages = tracked.get("stages", {}).values() if pointer.name == "dvc.lock" else [tracked]
+        for stage in stages:
+            base = pointer.parent
+            outs += [(base / out["path"], out.get("md5", "")) for out in stage.get("outs", [])]
+    paths = {}
+    for path, md5 in outs:
+        paths[md5.removesuffix(".dir")] = str(path)
+        manifest = Path(".dvc/cache/files/md5", md5[:2], md5[2:])
+        if md5.endswith(".dir") and manifest.is_file():
+            for entry in json.loads(manifest.read_text()):
+                paths[entry["md5"]] = str(path / entry["relpath"])
+    return paths
+
+
 def _summary(errors: list[str]) -> str:
-    """DVC's error lines in a few words: the causes (an OS error's message, e.g. "No space left
-    on device"), how many files failed and the first of them. DVC writes a line a file, so a
-    remote that is full or read-only would otherwise give thousands of them."""
+    """DVC's error lines, with its line per file that failed to transfer put in a few words:
+    the causes (an OS error's message, e.g. "No space left on device"), how many files failed
+    and the first of them. A remote that is full or read-only gives thousands of such lines."""
     transfers = [line for line in errors if line.startswith("failed to transfer")]
+    if not transfers:
+        return "; ".join(line[:_LONGEST_CAUSE] for line in dict.fromkeys(errors)) or "no details"
     causes: dict[str, None] = {}
-    for line in transfers or errors:
+    for line in transfers:
         errno = _ERRNO.search(line)
         cause = errno.group(1).strip() if errno else line.split(" - ", 1)[-1]
         causes.setdefault(cause[:_LONGEST_CAUSE], None)
     named = list(causes)
     text = "; ".join(named[:2]) + (f" and {len(named) - 2} other causes" if named[2:] else "")
     counted = next((m.group(0) for line in errors if (m := _FILES_FAILED.search(line))), None)
-    if transfers:
-        counted = counted or f"{len(transfers)} files failed"
-        paths = _QUOTED.findall(transfers[0])
-        first = paths[1] if len(paths) > 1 else paths[0] if paths else ""
-        return f"{text}: {counted}, the first {first}" if first else f"{text}: {counted}"
-    return f"{text}: {counted}" if counted else text or "no details"
+    counted = counted or f"{len(transfers)} files failed"
+    md5 = _MD5.search(transfers[0])
+    if md5 is None:
+        return f"{text}: {counted}"
+    first = _workspace_paths().get(md5.group(1)) or f"the file of md5 {md5.group(1)}"
+    return f"{text}: {counted}, the first {first}"
 
 
 def _dvc_error(stderr: str) -> str:
