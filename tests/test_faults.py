@@ -107,25 +107,25 @@ def test_training_killed_while_saving_keeps_the_previous_model(work, tmp_path):
     assert temporary_files(work / "models") == []
 
 
-@pytest.mark.parametrize(
-    ("how", "stop"),
-    [
-        ("Ctrl-C", lambda uv: os.killpg(uv.pid, signal.SIGINT)),  # the foreground group
-        ("SIGTERM to uv", lambda uv: uv.terminate()),  # a CI runner cancelling the step
-    ],
-)
-def test_stopping_poe_pipeline_stops_its_stage(work, tmp_path, how, stop):
+STOPS = {
+    "Ctrl-C": lambda uv: os.killpg(uv.pid, signal.SIGINT),  # the terminal's foreground group
+    "SIGTERM to uv": lambda uv: uv.terminate(),  # a CI runner cancelling the step
+}
+
+
+def test_stopping_poe_pipeline_stops_its_stage(work, tmp_path):
     model = work / "models" / "model.joblib"
     trained = model.read_bytes()
     retrain(work)
-    env, marker = saving_blocks(tmp_path / "fault")
-    pipeline = start(["uv", "run", "poe", "pipeline"], work, env)
-    stage = wait_for_pid(marker)
-    stop(pipeline)
-    output = finish(pipeline, timeout=60)
-    assert wait_gone(stage, timeout=15), f"{how}: the train stage ({stage}) outlived poe"
-    assert pipeline.returncode != 0, output
-    assert model.read_bytes() == trained
+    for how, stop in STOPS.items():
+        env, marker = saving_blocks(tmp_path / "fault")
+        pipeline = start(["uv", "run", "poe", "pipeline"], work, env)
+        stage = wait_for_pid(marker)
+        stop(pipeline)
+        output = finish(pipeline, timeout=60)
+        assert wait_gone(stage, timeout=15), f"{how}: the train stage ({stage}) outlived poe"
+        assert pipeline.returncode != 0, f"{how}: {output}"
+        assert model.read_bytes() == trained, how
     # Nothing holds the outputs (DVC would say they are `busy`): the next run completes.
     sh("uv", "run", "dvc", "repro", cwd=work)
     model_loads(work)
