@@ -27,6 +27,7 @@ PUBLIC = frozenset(
     {
         "CONTRACT", "FEATURES", "LABELS", "TARGET", "Contract", "DataValidationError", "Feature",
         "is_main_process", "log_metrics", "threshold_failures", "validate", "write_reference",
+        "write_text_atomically", "written_atomically",
     }
 )  # fmt: skip
 

@@ -7,8 +7,12 @@ metrics. Each step says what it does; a failure names the step, the command and 
 
 Copied into an existing directory or repository, it commits only what the template and the
 set-up wrote (files that were there before stay out of its commits) and keeps an existing DVC
-remote. Under `copier recopy` of a repository already set up it does nothing: the recopy is
-reviewed and committed like an update.
+remote. What was there before is recorded in .git/ when the set-up starts, so a set-up that was
+interrupted and is run again (the same `copier copy`, or this script) tells its own files and
+the team's apart, and resumes: a repository whose first commit exists but not its baseline
+commit gets the pipeline run, the push and the baseline commit. Under `copier recopy` of a
+repository already set up (its baseline committed) it does nothing: the recopy is reviewed and
+committed like an update.
 """
 
 from __future__ import annotations
@@ -161,7 +165,9 @@ def plan(
     dvc_setup = [] if has_dvc else [("dvc init", ["init", "--quiet"])]
     dvc_setup.append(("dvc autostage", ["config", "core.autostage", "true"]))
     if not keep_remote:
-        dvc_setup.append(("dvc remote", ["remote", "add", "--default", "storage", remote_url]))
+        # --force: a set-up run again after an interruption finds its own remote there.
+        remote = ["remote", "add", "--force", "--default", "storage", remote_url]
+        dvc_setup.append(("dvc remote", remote))
     if data != "tracked":
         # The data set is a DVC-tracked file (RAW_DATA.dvc, the team's), not a pipeline stage:
         # adopt-data replaces it with the team's table without touching dvc.yaml.
@@ -192,6 +198,28 @@ def plan(
     return steps
 
 
+# What the first run of the set-up found in the destination (.git/ is never committed).
+SETUP_RECORD = Path(".git") / "mlops-template-setup.json"
+
+
+def recorded_setup() -> dict | None:
+    """What an earlier, interrupted run of the set-up found before it wrote anything."""
+    try:
+        return json.loads(SETUP_RECORD.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def resume_plan(answers: dict, keep_remote: bool, keep_out: list[str]) -> list:
+    """The steps after the first commit, for a set-up interrupted after it: the environment,
+    the first pipeline run (and push), and the baseline commit, which takes uv.lock too when
+    an earlier run left it out."""
+    steps = plan(answers, "", True, True, keep_remote, keep_out, data="tracked")
+    names = [name for name, _ in steps]
+    first_run = next(i for i, name in enumerate(names) if name.startswith("first pipeline run"))
+    return [step for step in steps if step[0] == "install environment"] + steps[first_run:]
+
+
 def committed(path: str) -> bool:
     return (
         subprocess.run(["git", "cat-file", "-e", f"HEAD:{path}"], capture_output=True).returncode
@@ -214,7 +242,9 @@ def main() -> int:
         return 1
     answers = yaml.safe_load(Path(".copier-answers.yml").read_text())
     has_git = Path(".git").exists()
-    if has_git and committed(".copier-answers.yml"):
+    record = recorded_setup() if has_git else None
+    resuming = has_git and committed(".copier-answers.yml")
+    if resuming and (committed("dvc.lock") or record is None):
         print(
             "[post-copy] this repository is already set up (.copier-answers.yml is committed): "
             "review what the recopy changed with `git diff`, run `uv run poe ci`, and commit"
@@ -235,10 +265,14 @@ def main() -> int:
     remote_url = (
         str(local_remote_dir(answers["project_slug"])) if local else answers["dvc_remote_url"]
     )
-    keep_remote = has_dvc_remote()
+    if record is not None:  # a set-up run before and interrupted: its own files are not kept
+        keep_remote, keep_out = record["keep_remote"], record["keep_out"]
+        print("[post-copy] resuming the set-up an earlier run started (.git/ records it)")
+    else:
+        keep_remote = has_dvc_remote()
+        keep_out = files_not_from_template(answers, has_git)
     if keep_remote:
         print("[post-copy] keeping the repository's DVC remote (.dvc/config); nothing pushed")
-    keep_out = files_not_from_template(answers, has_git)
     if keep_out:
         print(f"[post-copy] not committed, they were here before the copy: {' '.join(keep_out)}")
     data = (
@@ -248,8 +282,15 @@ def main() -> int:
         if Path(RAW_DATA).exists()
         else "absent"
     )
-    steps = plan(answers, remote_url, has_git, Path(".dvc").exists(), keep_remote, keep_out, data)
+    if resuming:
+        steps = resume_plan(answers, keep_remote, keep_out)
+    else:
+        has_dvc = Path(".dvc").exists()
+        steps = plan(answers, remote_url, has_git, has_dvc, keep_remote, keep_out, data)
     for index, (description, command) in enumerate(steps):
+        if record is None and Path(".git").is_dir():  # from the start, or once `git init` ran
+            record = {"keep_remote": keep_remote, "keep_out": keep_out}
+            SETUP_RECORD.write_text(json.dumps(record))
         print(f"[post-copy] {description}: {shlex.join(command)}", flush=True)
         code = subprocess.run(command).returncode
         if code != 0:
@@ -265,6 +306,7 @@ def main() -> int:
             f"[post-copy] not pushed: configure credentials for {remote_url}, then run "
             "`uv run poe push`"
         )
+    SETUP_RECORD.unlink(missing_ok=True)
     print("[post-copy] done: the repository is committed and its pipeline is green")
     return 0
 

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.harness.broken_changes import BROKEN_CHANGES, on_a_branch
+from tests.harness.checkov import assert_checkov_finds_nothing
 from tests.harness.ci_run import record_and_assert
 from tests.harness.ci_variants import param, pick, provider_variants
 from tests.harness.commands import check_jsonschema
@@ -288,6 +289,10 @@ RESERVED = (
 @pytest.fixture(scope="module")
 def gitlab_renderings(template_src, tmp_path_factory):
     return distinct_renderings(template_src, tmp_path_factory.mktemp("gitlab-ci"), "gitlab")
+
+
+def test_checkov_finds_nothing_in_any_gitlab_ci_rendering(gitlab_renderings):
+    assert_checkov_finds_nothing(gitlab_renderings[0].directory.parent, {"gitlab_ci"})
 
 
 def test_every_distinct_gitlab_ci_rendering_is_wiring(gitlab_renderings):

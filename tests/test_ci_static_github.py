@@ -2,8 +2,9 @@
 
 The workflow files depend on only a few answers, found by tests/harness/renderings.py. Each
 distinct set of workflow files is checked with GitHub's workflow JSON schema (check-jsonschema),
-actionlint, zizmor's offline security audits, against the pinned, verified action releases that
-tests/harness/github.py substitutes when it runs them, and for where each secret reaches.
+actionlint, zizmor's offline security audits and checkov, against the pinned, verified action
+releases that tests/harness/github.py substitutes when it runs them, and for where each secret
+reaches.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.harness.checkov import assert_checkov_finds_nothing
 from tests.harness.commands import check_jsonschema
 from tests.harness.github import PINNED_ACTIONS
 from tests.harness.renderings import Rendering, distinct_renderings
@@ -113,11 +115,12 @@ def test_least_privilege(renderings):
 
 
 def test_zizmor_finds_nothing(renderings):
-    """zizmor's offline audits report nothing of low severity or above; an audit kept off for
-    one line is ignored on that line, with its reason after the marker."""
+    """zizmor's offline audits as an auditor (its most pedantic persona) report nothing, not
+    even informational findings; an audit kept off for one line is ignored on that line, with
+    its reason after the marker."""
     directories = {str(r.directory / ".github" / "workflows"): r.answers for r in renderings}
     result = subprocess.run(  # one run over every rendering: each start costs
-        [str(BIN / "zizmor"), "--offline", "--min-severity", "low", *directories],
+        [str(BIN / "zizmor"), "--offline", "--persona", "auditor", *directories],
         capture_output=True,
         text=True,
     )
@@ -130,6 +133,10 @@ def test_zizmor_finds_nothing(renderings):
         if re.search(r"# zizmor: ignore\[[^\]]+\]\s*$", line)
     ]
     assert not unexplained, "audits ignored without a reason:\n" + "\n".join(unexplained)
+
+
+def test_checkov_finds_nothing(renderings):
+    assert_checkov_finds_nothing(renderings[0].directory.parent, {"github_actions"})
 
 
 SECRET = re.compile(r"\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)")

@@ -85,6 +85,33 @@ def test_template_update_runs_the_copier_release_the_template_is_tested_with(for
     assert '"--with", "copier-template-extensions==' in command
 
 
+def test_the_template_code_runs_with_no_secret_of_the_job(forge):
+    """`copier update --trust` runs the template's tasks and migrations with what runs git, uv
+    and Python (and reaches the index), never the job's secrets: GitLab masks its variables in
+    logs but gives them all to every process, so each is dropped unless the team names it."""
+    scripts = Path(forge.__file__).parent
+    sys.path.insert(0, str(scripts))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "template_update", scripts / "template_update.py"
+        )
+        update = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(update)
+    finally:
+        sys.path.remove(str(scripts))
+    needed = {"PATH": "/usr/bin", "HOME": "/root", "LANG": "C.UTF-8", "CI": "true",
+              "UV_INDEX": "corp=https://pypi.corp/simple", "UV_FROZEN": "1",
+              "PYENV_VERSION": "3.12.1", "https_proxy": "http://proxy:3128",
+              "SSL_CERT_FILE": "/etc/ssl/ca.pem"}  # fmt: skip
+    secrets = {"GITLAB_TOKEN": TOKEN, "CI_JOB_TOKEN": TOKEN, "GH_TOKEN": TOKEN,
+               "AWS_SECRET_ACCESS_KEY": TOKEN, "AWS_ACCESS_KEY_ID": "AKIA", "API_KEY": TOKEN,
+               "CI_REGISTRY_PASSWORD": TOKEN, "UV_PUBLISH_TOKEN": TOKEN,
+               "UV_INDEX_CORP_PASSWORD": TOKEN, "DEPLOY_SSH_KEY": TOKEN}  # fmt: skip
+    assert update.template_env({**needed, **secrets}) == needed
+    named = {**needed, **secrets, "TEMPLATE_UPDATE_PASS_ENV": "UV_INDEX_CORP_PASSWORD"}
+    assert update.template_env(named) == {**needed, "UV_INDEX_CORP_PASSWORD": TOKEN}
+
+
 def test_a_failing_push_prints_no_token(forge, tmp_path):
     """The URL git reports when it cannot reach GitLab holds no token."""
     repo = tmp_path / "repo"

@@ -91,9 +91,22 @@ def test_plan_sets_up_and_runs_dvc_in_two_processes_with_every_command():
     assert setup[:4] == ["uv", "run", "python", "-c"]
     assert shlex.split(shlex.join(setup)) == setup
     assert 'main, [["init", "--quiet"], ["config", "core.autostage", "true"], ' in setup[4]
-    assert '["remote", "add", "--default", "storage", "/r \'x\'"], ' in setup[4]
+    assert '["remote", "add", "--force", "--default", "storage", "/r \'x\'"], ' in setup[4]
     assert '["add", "data/raw/dataset.csv"]]' in setup[4]
     assert '[["repro"], ["push"]]' in first_run[4]
+
+
+def test_a_set_up_interrupted_after_its_first_commit_resumes_with_the_pipeline():
+    """What a rerun does once the first commit exists: the environment, the pipeline and push,
+    and the baseline commit (which stages uv.lock too, when an earlier run left it out)."""
+    steps = post_copy.resume_plan(ANSWERS, keep_remote=False, keep_out=["notes.txt"])
+    assert [name for name, _ in steps] == [
+        "install environment",
+        "first pipeline run, push data and models",
+        "stage baseline",
+        "baseline commit",
+    ]
+    assert ":(exclude,literal)notes.txt" in dict(steps)["stage baseline"]
 
 
 def test_plan_skips_push_for_remotes_that_need_credentials():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,14 @@ COPIER = ["uvx", "--with", "copier-template-extensions==0.3.4", "copier==9.19.1"
 BOT = ["git", "-c", "user.name=template-update", "-c", "user.email=template-update@localhost"]
 # The line starts git and Copier write around a conflict (as check-merge-conflict looks for).
 MARKERS = (b"<<<<<<< ", b">>>>>>> ")
+# What `copier update --trust` (the template's tasks and migrations: code from elsewhere) gets of
+# the job's environment: what runs git, uv and Python and reaches the package index, never the
+# job's other variables (the forge's token, a cloud key). TEMPLATE_UPDATE_PASS_ENV names more,
+# separated by spaces (a private index's credentials, say).
+PASSED_ON = {"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "TMPDIR", "LANG", "CI"}
+PASSED_ON_PREFIXES = ("LC_", "UV_", "PYENV", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "XDG_")
+PROXIES = {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}
+SECRET_NAME = re.compile(r"TOKEN|PASSWORD|SECRET|CREDENTIAL|_KEY\b", re.IGNORECASE)
 
 
 def newer_version() -> str | None:
@@ -58,6 +67,20 @@ def conflicts() -> list[str]:
                   "--directory").stdout  # fmt: skip
     rejects = {name for name in (changed + ignored.split("\0")) if name.endswith(".rej")}
     return sorted(set(found) | rejects)
+
+
+def template_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment the template's code runs with (PASSED_ON): nothing secret unless named."""
+    named = set(env.get("TEMPLATE_UPDATE_PASS_ENV", "").split())
+    return {
+        name: value
+        for name, value in env.items()
+        if name in named
+        or (
+            (name in PASSED_ON or name.startswith(PASSED_ON_PREFIXES) or name.lower() in PROXIES)
+            and not SECRET_NAME.search(name)  # UV_PUBLISH_TOKEN, an index's password
+        )
+    }
 
 
 def stale_lock(env: dict[str, str]) -> str | None:
@@ -100,13 +123,13 @@ def main(env: dict[str, str] = os.environ) -> int:
         print(f"template update: {branch} already exists; review its pull/merge request")
         return 0
     run("git", "switch", "--create", branch)
-    # `--trust` runs the template's tasks and migrations: without the forge tokens.
-    without_tokens = {k: v for k, v in env.items() if k not in TOKENS.values()}
+    # `--trust` runs the template's tasks and migrations: with no secret of the job's.
+    trusted = template_env(env)
     # Copier's output, post-update's `uv lock` included, goes to the job log as it comes.
-    if subprocess.run([*COPIER, "update", "--trust", "--defaults"], env=without_tokens).returncode:
+    if subprocess.run([*COPIER, "update", "--trust", "--defaults"], env=trusted).returncode:
         raise RuntimeError("copier update failed (its output is above)")
     problems = [f"conflict: {name}" for name in conflicts()]
-    lock = stale_lock(without_tokens)
+    lock = stale_lock(trusted)
     if lock:
         problems.append(f"uv.lock not updated (run `uv lock` on the branch): {lock}")
     run("git", "add", "--all")

@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn import metrics as sk
 
 from .data import load_dataset
-from .mlops.api import CONTRACT, Contract
+from .mlops.api import CONTRACT, Contract, write_text_atomically, written_atomically
 from .model import load_model
 
 
@@ -34,19 +34,22 @@ def compute_metrics(
     return {name: round(float(value), 6) for name, value in scores.items()}
 
 
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    with written_atomically(path) as temporary:  # whole, or the previous file kept
+        table.to_csv(temporary, index=False)
+
+
 def write_plots(actual: pd.Series, predicted, plots_dir: Path, contract: Contract) -> None:
     """The plot data dvc.yaml declares for the kind of target, into reports/plots/."""
-    plots_dir.mkdir(parents=True, exist_ok=True)
     pairs = pd.DataFrame({"actual": actual, "predicted": predicted})
     if not contract.classification:
-        pairs.to_csv(plots_dir / "predictions.csv", index=False)
+        _write_csv(pairs, plots_dir / "predictions.csv")
         return
-    pairs.to_csv(plots_dir / "confusion.csv", index=False)
+    _write_csv(pairs, plots_dir / "confusion.csv")
     labels = list(contract.labels)
     per_class = sk.f1_score(actual, predicted, average=None, labels=labels, zero_division=0)
-    pd.DataFrame({"label": [str(label) for label in labels], "f1": per_class.round(6)}).to_csv(
-        plots_dir / "class_scores.csv", index=False
-    )
+    scores = pd.DataFrame({"label": [str(label) for label in labels], "f1": per_class.round(6)})
+    _write_csv(scores, plots_dir / "class_scores.csv")
 
 
 def evaluate(model_path: Path, data: Path, out_dir: Path) -> dict[str, float]:
@@ -55,7 +58,6 @@ def evaluate(model_path: Path, data: Path, out_dir: Path) -> dict[str, float]:
     metrics = compute_metrics(df[CONTRACT.target], predicted)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_plots(df[CONTRACT.target], predicted, out_dir / "plots", CONTRACT)
     return metrics

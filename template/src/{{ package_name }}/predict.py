@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .data import load_dataset
-from .mlops.api import CONTRACT, FEATURES
+from .mlops.api import CONTRACT, FEATURES, written_atomically
 from .model import load_model
 
 
@@ -27,6 +27,6 @@ def predict_frame(model, df: pd.DataFrame) -> pd.DataFrame:
 def predict_file(model_path: Path, data: Path, out: Path) -> pd.DataFrame:
     df = load_dataset(data, require_target=False)
     result = predict_frame(load_model(model_path), df)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    result.to_csv(out, index=False)
+    with written_atomically(out) as temporary:
+        result.to_csv(temporary, index=False)
     return result

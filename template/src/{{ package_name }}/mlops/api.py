@@ -1,5 +1,5 @@
 """What your code uses of the template's: the data contract, validation, the drift reference,
-the thresholds and experiment tracking.
+the thresholds, experiment tracking and outputs written whole (atomically).
 
 Your modules (data.py, features.py, model.py, train.py, evaluate.py, predict.py, and any you
 add) and your tests import these names from here, never from the modules beside this one:
@@ -7,6 +7,7 @@ add) and your tests import these names from here, never from the modules beside 
 (.importlinter, "Your code imports the template's code only through api.py").
 """
 
+from .atomic import write_text_atomically, written_atomically
 from .reference import write_reference
 from .schema import (
     CONTRACT,
@@ -34,4 +35,6 @@ __all__ = [
     "threshold_failures",
     "validate",
     "write_reference",
+    "write_text_atomically",
+    "written_atomically",
 ]

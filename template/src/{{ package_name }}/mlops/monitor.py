@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import load_dataset
+from .atomic import write_text_atomically
 from .reference import CATEGORIES, shares
 from .schema import CONTRACT, validate
 from .traffic import load_traffic
@@ -80,7 +81,5 @@ def monitor(
     batch = load_batch(Path(batch_path))
     reference = json.loads(Path(reference_path).read_text())
     report = drift_report(reference, batch, params["psi_threshold"], params["max_drifted_share"])
-    report_path = Path(report_path)
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomically(report_path, json.dumps(report, indent=2) + "\n")
     return report

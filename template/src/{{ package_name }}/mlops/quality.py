@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomically
 from .thresholds import threshold_failures, worsening
 
 
@@ -168,6 +169,5 @@ def gate(
         old = base_metrics(metrics_diff, str(metrics_file))
     rows, failures = check(metrics, settings["thresholds"], old, settings["max_regression"])
     if report is not None:
-        Path(report).parent.mkdir(parents=True, exist_ok=True)
-        Path(report).write_text(render_report(rows, failures, usable_base, params_diff))
+        write_text_atomically(report, render_report(rows, failures, usable_base, params_diff))
     return failures

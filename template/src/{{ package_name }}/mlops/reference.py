@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .atomic import write_text_atomically
 from .schema import CONTRACT, Contract, Feature
 
 QUANTILE_BINS = "psi_quantile_bins"  # the test each kind of feature gets (monitor.py)
@@ -65,7 +66,5 @@ def write_reference(
 ) -> dict[str, Any]:
     """Store each feature's profile of the training data."""
     reference = {f.name: profile(f, train[f.name]) for f in contract.features}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(reference, indent=2) + "\n")
+    write_text_atomically(path, json.dumps(reference, indent=2) + "\n")
     return reference

@@ -9,8 +9,11 @@ each `dvc` process would start and import DVC again.
 
 import hashlib
 import logging
+import re
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,15 +47,86 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no details"
 
 
+_ERRNO = re.compile(r"\[Errno \d+\] ([^:']+)")
+_FILES_FAILED = re.compile(r"(\d+) files? failed to (?:upload|download)")
+_MD5 = re.compile(r"'([0-9a-f]{32})'")
+_LONGEST_CAUSE = 300
+
+
+def _workspace_paths() -> dict[str, str]:
+    """md5 -> the workspace path DVC tracks with it (dvc.lock's and the .dvc files' outputs,
+    and the files of a directory output, listed in its cached .dir manifest)."""
+    import json
+
+    import yaml
+
+    outs = []
+    pointers = [Path("dvc.lock"), *Path().glob("**/*.dvc")]
+    for pointer in (p for p in pointers if p.is_file()):
+        try:
+            tracked = yaml.safe_load(pointer.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        stages = tracked.get("stages", {}).values() if pointer.name == "dvc.lock" else [tracked]
+        for stage in stages:
+            base = pointer.parent
+            outs += [(base / out["path"], out.get("md5", "")) for out in stage.get("outs", [])]
+    paths = {}
+    for path, md5 in outs:
+        paths[md5.removesuffix(".dir")] = str(path)
+        manifest = Path(".dvc/cache/files/md5", md5[:2], md5[2:])
+        if md5.endswith(".dir") and manifest.is_file():
+            for entry in json.loads(manifest.read_text()):
+                paths[entry["md5"]] = str(path / entry["relpath"])
+    return paths
+
+
+def _summary(errors: list[str]) -> str:
+    """DVC's error lines, with its line per file that failed to transfer put in a few words:
+    the causes (an OS error's message, e.g. "No space left on device"), how many files failed
+    and the first of them. A remote that is full or read-only gives thousands of such lines."""
+    transfers = [line for line in errors if line.startswith("failed to transfer")]
+    if not transfers:
+        return "; ".join(line[:_LONGEST_CAUSE] for line in dict.fromkeys(errors)) or "no details"
+    causes: dict[str, None] = {}
+    for line in transfers:
+        errno = _ERRNO.search(line)
+        cause = errno.group(1).strip() if errno else line.split(" - ", 1)[-1]
+        causes.setdefault(cause[:_LONGEST_CAUSE], None)
+    named = list(causes)
+    text = "; ".join(named[:2]) + (f" and {len(named) - 2} other causes" if named[2:] else "")
+    counted = next((m.group(0) for line in errors if (m := _FILES_FAILED.search(line))), None)
+    counted = counted or f"{len(transfers)} files failed"
+    md5 = _MD5.search(transfers[0])
+    if md5 is None:
+        return f"{text}: {counted}"
+    first = _workspace_paths().get(md5.group(1)) or f"the file of md5 {md5.group(1)}"
+    return f"{text}: {counted}, the first {first}"
+
+
 def _dvc_error(stderr: str) -> str:
-    """DVC's own error lines (`ERROR:`), not the support footer it ends with: the cause (e.g.
-    "Unable to locate credentials") comes first, a summary ("6 files failed") last."""
+    """DVC's own error lines (`ERROR:`), not the support footer it ends with, summarised."""
     errors = [
         line.strip().removeprefix("ERROR:").strip()
         for line in stderr.splitlines()
         if line.strip().startswith("ERROR:")
     ]
-    return "; ".join(dict.fromkeys(errors)) if errors else _last_line(stderr)
+    return _summary(errors) if errors else _last_line(stderr)[:_LONGEST_CAUSE]
+
+
+def _remove_partial_files(remote: Path, since: float) -> int:
+    """The partial files (`.<id>.tmp`) a failed or stopped push left in a local remote since it
+    started: DVC writes each file under such a name, then renames it, and never removes one it
+    could not finish. Only this push's (by time): another push may be writing its own."""
+    removed = 0
+    for partial in remote.glob("files/md5/*/.*.tmp"):
+        try:
+            if partial.stat().st_mtime >= since:
+                partial.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def _pull_summary() -> str:
@@ -110,7 +184,7 @@ def sync(direction: str) -> int:
         try:
             print(f"dvc pull: {_pull_summary()} (remote '{name}')")
         except DvcException as exc:
-            causes = "; ".join(dict.fromkeys([*errors.lines, _causes(exc) or "no details"]))
+            causes = _summary([*errors.lines, _causes(exc) or "no details"])
             print(
                 f"dvc pull: remote '{name}' ({url}) could not be read ({causes}); "
                 "dvc repro will recompute the pipeline"
@@ -118,12 +192,25 @@ def sync(direction: str) -> int:
         finally:
             logging.getLogger().removeHandler(errors)
         return 0
-    # A push failure must read exactly as DVC's own: its CLI, in a process of its own.
-    result = _dvc("push")
+    # A push failure must read as DVC's own: its CLI, in a process of its own.
+    started = time.time() - 1  # a file system's timestamps may be coarser than time()'s
+    try:
+        result = _dvc("push")
+    except KeyboardInterrupt:  # Ctrl-C: dvc had it too
+        result = subprocess.CompletedProcess(["dvc", "push"], -signal.SIGINT, "", "")
     if result.returncode == 0:
         print(f"dvc push: {_last_line(result.stdout)} (remote '{name}')")
         return 0
-    print(f"dvc push to remote '{name}' ({url}) failed: {_dvc_error(result.stderr)}")
+    if result.returncode < 0:
+        cause = f"stopped by {signal.Signals(-result.returncode).name} before it finished"
+    else:
+        cause = _dvc_error(result.stderr)
+    print(f"dvc push to remote '{name}' ({url}) failed: {cause}")
+    if local is not None and local.is_dir():
+        removed = _remove_partial_files(local, started)
+        if removed:
+            print(f"dvc push: removed the {removed} partial files it left in {local}")
+    print("dvc push: run `uv run poe push` again once the cause is fixed")
     return 1
 
 
