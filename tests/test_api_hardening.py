@@ -62,7 +62,9 @@ def test_schemathesis_finds_no_failure(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = api_command(PACKAGE, port)
-    env = {"API_KEY": api_key} if api_key else {}
+    # As deployed: the prediction log on, so /feedback stores outcomes (unset, it answers 503).
+    env = {"PREDICTION_LOG_DIR": str(tmp_path / "traffic")}
+    env |= {"API_KEY": api_key} if api_key else {}
     with service(command, lambda: http_ok(f"{base}/health"), project, env, 120, tmp_path / "log"):
         fuzz = [str(SCHEMATHESIS), "run", f"{base}/openapi.json", "--checks", "all"]
         if api_key:  # every request with the key (the ignored_auth check also tries without)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import yaml
+
 from tests.harness.commands import run
+from tests.harness.services import api_command, free_port, http_ok, service
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
@@ -24,6 +27,8 @@ def shell_commands(readme: Path) -> list[str]:
 
 # The generated pages whose shell commands a user copies: the team's README, the template's how-to.
 PAGES = ("README.md", "docs/how-to.md")
+# Where `poe serve` listens: a command sending a request there runs against the served model.
+SERVED = "127.0.0.1:8000"
 
 
 def run_readme_commands(project: Path, not_run: dict[str, str], env: dict[str, str]) -> None:
@@ -43,4 +48,21 @@ def run_readme_commands(project: Path, not_run: dict[str, str], env: dict[str, s
             print(f"{page}: not run here: {command}  ({not_run[command]})")
             continue
         print(f"{page}: $ {command}")
-        run(["bash", "-euo", "pipefail", "-c", command], project, env)
+        if SERVED in command:
+            run_against_the_served_model(project, command, env)
+        else:
+            run(["bash", "-euo", "pipefail", "-c", command], project, env)
+
+
+def run_against_the_served_model(project: Path, command: str, env: dict[str, str]) -> None:
+    """A command sending a request to `poe serve`'s address, run while the project's model is
+    served as `poe serve` serves it, on a free port (the one change made to the command)."""
+    package = yaml.safe_load((project / ".copier-answers.yml").read_text())["package_name"]
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = project / ".git" / "readme-api.log"
+    with service(
+        api_command(package, port), lambda: http_ok(f"{base}/health"), project, env, 120, log
+    ):
+        request = command.replace(SERVED, f"127.0.0.1:{port}")
+        run(["bash", "-euo", "pipefail", "-c", request], project, env)
