@@ -16,6 +16,7 @@ from .schema import (
     Contract,
     DataValidationError,
     Feature,
+    labelled,
     validate,
 )
 from .thresholds import threshold_failures
@@ -30,6 +31,7 @@ __all__ = [
     "DataValidationError",
     "Feature",
     "is_main_process",
+    "labelled",
     "log_metrics",
     "threshold_failures",
     "validate",
