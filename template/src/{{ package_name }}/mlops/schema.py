@@ -405,8 +405,8 @@ def _is_dates(values: pd.Series) -> bool:
 
 def left_out_reason(column: pd.Series, rows: int) -> str | None:
     """Why a column cannot be a feature the model learns from, or None when it can be one:
-    no value, one value, a date, or an identifier (a row number, or text nearly one value a
-    row) that a served model would meet only new values of."""
+    no value, one value, a date, or an identifier (a different whole number in every row, or
+    text nearly one value a row) that a served model would meet only new values of."""
     values = column.dropna()
     distinct = values.nunique()
     if not len(values):
@@ -418,9 +418,8 @@ def left_out_reason(column: pd.Series, rows: int) -> str | None:
             "dates or times: the model reads numbers and categories; derive numbers from it in "
             "features.py (year, month, weekday) to use it"
         )
-    integers = _inferred_type(values) == "integer"
-    if integers and distinct == len(values) == values.max() - values.min() + 1 and rows > 2:
-        return "a row number (every value distinct and consecutive): an identifier"
+    if _inferred_type(values) == "integer" and distinct == len(values) == rows > 2:
+        return f"identifier-like (a different whole number in each of the {rows} rows)"
     text = not pd.api.types.is_numeric_dtype(values)
     if text and distinct > MAX_INTEGER_CLASSES and distinct >= IDENTIFIER_SHARE * len(values):
         return f"identifier-like ({distinct} distinct values in {len(values)} rows)"
