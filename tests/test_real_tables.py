@@ -23,7 +23,8 @@ cars.json is the one table shipped as JSON and breast_cancer the one shipped wit
 table, and adopted the same way.
 
 For each: adopt-data succeeds and prints what it decided (left-out columns, rows without a
-target, repeated rows), schema.yaml records it, the generated repository's own tests pass on
+target, repeated rows), schema.yaml records it, no per-label metric file of the sample's labels
+is left, the generated repository's own tests pass on
 the adopted data (the tests that follow the contract: data validation, the API, drift
 monitoring, model quality), and the served API answers one row of the table as the team's
 client sends it (left-out columns included). The full `uv run poe ci` (lint, type check,
@@ -211,6 +212,13 @@ def test_a_real_table_is_adopted_and_served(table, project, env, tmp_path):
     assert contract["target"]["nullable"] is table.nullable_target
     assert set(contract.get("left_out") or {}) == table.left_out
     assert not table.left_out & set(contract["features"])
+    # DVCLive's per-label files are the data's labels only: the sample's recall_0... are gone
+    labels = {str(label) for label in contract["target"].get("labels", [])}
+    per_label = project / "dvclive" / "evaluate" / "plots" / "metrics"
+    assert {path.stem.removeprefix("recall_") for path in per_label.glob("recall_*")} <= {
+        *labels,
+        "macro",
+    }
 
     if table.full_ci:
         ci = run(["uv", "run", "poe", "ci"], project, env, check=False, timeout=1800)
