@@ -278,7 +278,12 @@ def _describe(failures: pd.DataFrame, source: str, contract: Contract) -> str:
         rows = _rows(group["index"])
         where = f" in rows {rows}" if rows else ""
         if check == "not_nullable":
-            problems.append(f"column '{column}': missing values (NaN){where}")
+            fix = (
+                " (schema.yaml target.nullable: true leaves such rows out of training)"
+                if column == contract.target
+                else ""
+            )
+            problems.append(f"column '{column}': missing values (NaN){where}{fix}")
         elif check == "label":
             problems.append(
                 f"column '{column}': unknown labels {_values(group)}{where}; "
