@@ -139,9 +139,13 @@ def export_csv(table: Table, project: Path, env: dict[str, str], out_dir: Path) 
     return out
 
 
+# The cells pandas reads as missing (the ones these tables use among pd.read_csv's defaults).
+MISSING_CELLS = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"}
+
+
 def json_value(text: str):
     """A CSV cell as a JSON client sends it: null, a number, true/false or the text."""
-    if text == "":
+    if text in MISSING_CELLS:
         return None
     if text in ("True", "False"):
         return text == "True"
