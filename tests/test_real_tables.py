@@ -39,9 +39,9 @@ held-out rows drift against the training rows by PSI (sampling noise over 51 cor
 columns), so the generated test_held_out_data_does_not_drift fails on it; a drift statistic
 that allows for the batch's size is the fix, not yet made.
 
-Time: measured on a 2-core machine under a load average of 8 to 20, a table takes 2 to 4
-minutes (adopt-data's `dvc repro` and the generated tests), cars with `poe ci` 8; expect about
-a quarter of that on an idle machine.
+Time, measured on the 2-core machine: a table takes 70 to 90 s under a load average of 3
+(adopt-data's `dvc repro` and the generated tests; 2 to 4 minutes under a load of 8 to 20),
+cars with `poe ci` about twice that: the corpus is over its 3-minute budget.
 
 One clone of the cached all-providers project serves every table, reset between them with
 `git reset --hard` and `git clean` (the git-ignored data and DVC outputs left behind are the
