@@ -41,7 +41,7 @@ that allows for the batch's size is the fix, not yet made.
 
 Time, measured on the 2-core machine: a table takes 70 to 90 s under a load average of 3
 (adopt-data's `dvc repro` and the generated tests; 2 to 4 minutes under a load of 8 to 20),
-cars with `poe ci` about twice that: the corpus is over its 3-minute budget.
+cars with `poe ci` 110 s: about 10 minutes in all, over the 3-minute budget.
 
 One clone of the cached all-providers project serves every table, reset between them with
 `git reset --hard` and `git clean` (the git-ignored data and DVC outputs left behind are the
