@@ -10,6 +10,7 @@ from .mlops.api import (
     FEATURES,
     TARGET,
     DataValidationError,
+    labelled,
     validate,
     write_reference,
 )
@@ -66,10 +67,11 @@ def load_dataset(
     refuse_duplicates: bool = False,
     min_rows_per_class: int = 1,
 ) -> pd.DataFrame:
-    """Read a CSV file and validate it; raises DataValidationError naming columns and rows."""
-    return validate(
-        read_data(path), str(path), require_target, refuse_duplicates, min_rows_per_class
-    )
+    """Read a CSV file and validate it; raises DataValidationError naming columns and rows.
+    With the target required, the rows without one (schema.yaml target.nullable) are left out:
+    the rows a model learns from and is scored on."""
+    df = validate(read_data(path), str(path), require_target, refuse_duplicates, min_rows_per_class)
+    return labelled(df) if require_target else df
 
 
 def split(df: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,6 +9,7 @@ is committed: the team reviews schema.yaml first.
 """
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import pandas as pd
 
 from ..data import read_data
 from .config import PARAMS_FILE, RAW_DATA
-from .schema import SCHEMA_FILE, Contract, infer_contract, validate, write_contract
+from .schema import SCHEMA_FILE, Contract, infer_contract, labelled, validate, write_contract
 from .traffic import json_rows
 
 DVC_FILE = Path("dvc.yaml")
@@ -48,20 +49,39 @@ def _yaml():
     return yaml
 
 
-def baseline_thresholds(df: pd.DataFrame, contract: Contract) -> dict[str, float]:
+def baseline_thresholds(
+    df: pd.DataFrame, contract: Contract, split: tuple[float, int] | None = None
+) -> dict[str, float]:
     """The scores of the simplest answer (the most common label; the mean): a model must beat
-    them. The team raises them once it knows what its model achieves."""
+    them. The team raises them once it knows what its model achieves.
+
+    With split (params.yaml's split.test_size and seed), they are the scores of the training
+    rows' answer on the held-out rows the quality gate scores the model on (drawn as data.split
+    draws them), not on the whole data: a model that learnt the simplest answer then meets them
+    exactly instead of missing them by the difference between the two sets of rows."""
     actual = df[contract.target]
+    train, test = actual, actual
+    if split is not None:
+        from sklearn.model_selection import train_test_split
+
+        test_size, seed = split
+        stratify = actual if contract.classification else None
+        train, test = train_test_split(
+            actual, test_size=test_size, random_state=seed, stratify=stratify
+        )
     if contract.classification:
         from sklearn.metrics import f1_score
 
-        common = actual.mode().iloc[0]
-        guess = pd.Series(common, index=actual.index)
-        return {
-            "accuracy": round(float((actual == common).mean()), 4),
-            "f1_macro": round(float(f1_score(actual, guess, average="macro")), 4),
+        guess = pd.Series(train.mode().iloc[0], index=test.index)
+        scores = {
+            "accuracy": (test == guess).mean(),
+            "f1_macro": f1_score(test, guess, average="macro"),
         }
-    return {"r2": 0.0, "rmse": float(f"{actual.std(ddof=0):.6g}")}
+        # rounded towards passing: the simplest answer itself meets its own scores
+        return {name: math.floor(float(score) * 1e4) / 1e4 for name, score in scores.items()}
+    rmse = float(((test - train.mean()) ** 2).mean() ** 0.5)
+    digits = 5 - math.floor(math.log10(rmse)) if rmse > 0 else 0  # six significant digits
+    return {"r2": 0.0, "rmse": math.ceil(rmse * 10**digits) / 10**digits}
 
 
 def check(source: Path, target: str, categories: Sequence[str]) -> tuple[pd.DataFrame, Contract]:
@@ -79,11 +99,30 @@ def check(source: Path, target: str, categories: Sequence[str]) -> tuple[pd.Data
     validate(
         df,
         str(source),
-        refuse_duplicates=rules.get("duplicates", "refuse") == "refuse",
+        refuse_duplicates=False,  # repeated rows are kept, counted and the rule set (decisions)
         min_rows_per_class=int(rules.get("min_rows_per_class", MIN_ROWS_PER_CLASS)),
         contract=contract,
     )
     return df, contract
+
+
+def decisions(df: pd.DataFrame, contract: Contract) -> list[str]:
+    """What adopt-data decided for the team, one line each, and where each is recorded."""
+    lines = [
+        f"left out of the features: {name} ({reason}); schema.yaml left_out"
+        for name, reason in contract.left_out
+    ]
+    if unlabelled := int(df[contract.target].isna().sum()):
+        lines.append(
+            f"{unlabelled} of {len(df)} rows have no '{contract.target}': left out of training "
+            "(schema.yaml target.nullable: true; false refuses them)"
+        )
+    if repeated := int(df.duplicated().sum()):
+        lines.append(
+            f"{repeated} rows repeat an earlier row: kept (params.yaml validate.duplicates: keep;"
+            " refuse stops the pipeline on them)"
+        )
+    return lines
 
 
 def copy_data(source: Path) -> None:
@@ -118,11 +157,16 @@ def _replace_contents(node, entries) -> None:
         new.ca.items[list(new)[-1]] = trailing
 
 
-def rewrite_params(thresholds: dict[str, float]) -> None:
+def rewrite_params(thresholds: dict[str, float], keep_duplicates: bool = False) -> None:
+    """params.yaml for the adopted data: its thresholds, and validate.duplicates: keep when
+    the data repeats rows (the team's other settings and comments stay)."""
     yaml = _yaml()
     params = yaml.load(PARAMS_FILE)
     params.pop(SAMPLE_PARAMS, None)  # the sample's size: no sample any more
-    params.setdefault("validate", {}).setdefault("min_rows_per_class", MIN_ROWS_PER_CLASS)
+    rules = params.setdefault("validate", {})
+    rules.setdefault("min_rows_per_class", MIN_ROWS_PER_CLASS)
+    if keep_duplicates:
+        rules["duplicates"] = "keep"
     evaluate = params.setdefault("evaluate", {})
     if evaluate.get("thresholds"):
         _replace_contents(evaluate["thresholds"], thresholds)
@@ -156,6 +200,7 @@ def smoke_request(df: pd.DataFrame, contract: Contract, package: str) -> tuple[d
     """Rows of the data for the deployed API (a /predict body) and the model's answers: one row
     of each label, each one the model answers with that label where such a row exists (complete
     rows first); for regression, three rows and the values the model gives them."""
+    df = labelled(df, contract)
     complete = df[df.notna().all(axis=1)]
     pool = pd.concat([complete, df.drop(complete.index)])
     if not contract.classification:
@@ -184,13 +229,20 @@ def adopt(
     """Adopt source as the data set; returns its contract and the paths to commit. Raises
     AdoptError or DataValidationError, with nothing written, when it cannot be adopted."""
     df, contract = check(Path(source), target, categories)
+    for line in decisions(df, contract):
+        print(f"adopt-data: {line}", flush=True)
     note = (
         f"Inferred by adopt-data from {Path(source).name} ({len(df)} rows): check every entry;\n"
         "ranges are the observed ones widened by their width on each side."
     )
     write_contract(contract, SCHEMA_FILE, note)
     copy_data(Path(source))
-    rewrite_params(baseline_thresholds(df, contract))
+    params = _yaml().load(PARAMS_FILE)
+    split = (float(params["split"]["test_size"]), int(params["seed"]))
+    rewrite_params(
+        baseline_thresholds(labelled(df, contract), contract, split),
+        keep_duplicates=bool(df.duplicated().any()),
+    )
     _run("dvc", "add", str(RAW_DATA))  # not --quiet: that hides DVC's own error line too
     _run("dvc", "repro")
     if SMOKE_REQUEST.is_file():
@@ -214,4 +266,8 @@ def summary(contract: Contract) -> str:
     lines = [target] + [f"{kind}: {', '.join(names)}" for kind, names in kinds.items()]
     if nullable := [f.name for f in contract.features if f.nullable]:
         lines.append(f"missing values allowed in: {', '.join(nullable)}")
+    if contract.target_nullable:
+        lines.append(f"rows without '{contract.target}': left out of training")
+    if contract.left_out:
+        lines.append(f"left out (not features): {', '.join(n for n, _ in contract.left_out)}")
     return "\n".join(f"  {line}" for line in lines)

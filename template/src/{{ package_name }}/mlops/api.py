@@ -17,6 +17,7 @@ from .schema import (
     Contract,
     DataValidationError,
     Feature,
+    labelled,
     validate,
 )
 from .thresholds import threshold_failures
@@ -31,6 +32,7 @@ __all__ = [
     "DataValidationError",
     "Feature",
     "is_main_process",
+    "labelled",
     "log_metrics",
     "threshold_failures",
     "validate",

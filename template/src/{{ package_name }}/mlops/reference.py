@@ -1,9 +1,11 @@
 """The training data's reference profile, which drift monitoring compares new data with.
 
 `prepare` writes it next to the split: per feature, the buckets its values fall into and the
-share of training rows in each. A number's buckets are the training data's quintile bins; a
-category's (or a boolean's) are its allowed values. Missing values have a bucket of their own,
-shared with any value a category does not allow, so a change in either shows as drift too.
+share of training rows in each. A number's buckets are the training data's quintile bins, or,
+for a number with few distinct values (a 0/1 indicator, a count of children), one bucket per
+value, where quantiles would fall together and hide a shift. A category's (or a boolean's)
+buckets are its allowed values. Missing values have a bucket of their own, shared with any
+value a category does not list, so a change in either shows as drift too.
 """
 
 import json
@@ -19,6 +21,8 @@ from .schema import CONTRACT, Contract, Feature
 QUANTILE_BINS = "psi_quantile_bins"  # the test each kind of feature gets (monitor.py)
 CATEGORIES = "psi_categories"
 _N_BINS = 5
+# A number with at most this many distinct training values gets a bucket for each of them.
+_FEW_VALUES = 2 * _N_BINS
 
 
 def shares(profile: dict[str, Any], values: pd.Series) -> np.ndarray:
@@ -45,12 +49,14 @@ def profile(feature: Feature, values: pd.Series) -> dict[str, Any]:
     if feature.numeric:
         numbers = values.to_numpy(dtype=float)
         present = numbers[~np.isnan(numbers)]
-        quantiles = (
-            np.quantile(present, np.linspace(0, 1, _N_BINS + 1)[1:-1]) if present.size else []
-        )
+        distinct = np.unique(present)
+        if distinct.size <= _FEW_VALUES:  # value v falls in [v, next value): its own bucket
+            edges = distinct
+        else:
+            edges = np.unique(np.quantile(present, np.linspace(0, 1, _N_BINS + 1)[1:-1]))
         entry = {
             "test": QUANTILE_BINS,
-            "edges": np.unique(quantiles).round(9).tolist(),
+            "edges": edges.round(9).tolist(),
             "mean": _rounded(values.mean()),
             "std": _rounded(values.std(ddof=0)),
         }

@@ -6,6 +6,8 @@ features, the model, the API's request schema and drift monitoring through CONTR
 """
 
 import math
+import numbers
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +56,11 @@ class Contract:
     target: str
     kind: str  # one of PROBLEM_KINDS
     labels: tuple[Any, ...] = ()  # classification only, in the order of the model's classes
+    # Rows without a target value: left out of training (True) or refused (False).
+    target_nullable: bool = False
+    # Columns of the data the model does not read, each with the reason: (name, reason).
+    # Validation ignores them and the API accepts and drops them.
+    left_out: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -111,7 +118,19 @@ def parse_contract(data: Any) -> Contract:
         raise ContractError("schema.yaml features: no features")
     if target["name"] in data["features"]:
         raise ContractError(f"schema.yaml: the target '{target['name']}' is also a feature")
-    return Contract(features, str(target["name"]), kind, labels)
+    left_out = data.get("left_out") or {}
+    if not isinstance(left_out, dict):
+        raise ContractError("schema.yaml left_out: needs a mapping of column: reason")
+    if both := [str(name) for name in left_out if name in data["features"]]:
+        raise ContractError(f"schema.yaml left_out: {', '.join(both)} also under features")
+    return Contract(
+        features,
+        str(target["name"]),
+        kind,
+        labels,
+        target_nullable=bool(target.get("nullable", False)),
+        left_out=tuple((str(name), str(reason or "")) for name, reason in left_out.items()),
+    )
 
 
 def load_contract(path: Path = SCHEMA_FILE) -> Contract:
@@ -157,7 +176,25 @@ def _column_checks(feature: Feature) -> list[pa.Check]:
         return checks
     if feature.type == "boolean":
         return [pa.Check(lambda s: s.isna() | s.map(_is_bool), name="boolean")]
-    return [pa.Check(lambda s, c=feature.categories: s.isna() | s.isin(c), name="category")]
+    kinds = category_kinds(feature)
+    return [pa.Check(lambda s: s.isna() | s.map(lambda v: _kind(v) in kinds), name="category")]
+
+
+def _kind(value: Any) -> str:
+    """text, integer or other: the sorts of value a category can take."""
+    if isinstance(value, str):
+        return "text"
+    if not _is_bool(value) and isinstance(value, numbers.Real) and float(value).is_integer():
+        return "integer"
+    return "other"
+
+
+def category_kinds(feature: Feature) -> set[str]:
+    """The sorts of value a category feature accepts, those of the values schema.yaml lists:
+    text, integer codes, or both. Any value of these sorts passes, listed or not: a value the
+    model never saw goes to its unknown bucket (features.py) and drift monitoring counts it, so
+    tomorrow's new name or code is scored, not refused."""
+    return {_kind(value) for value in feature.categories}
 
 
 def build_schema(require_target: bool = True, contract: Contract = CONTRACT) -> pa.DataFrameSchema:
@@ -169,7 +206,7 @@ def build_schema(require_target: bool = True, contract: Contract = CONTRACT) -> 
             checks = [pa.Check(lambda s: s.isin(contract.labels), name="label")]
         else:
             checks = _column_checks(Feature(contract.target, "float"))
-        columns[contract.target] = pa.Column(checks=checks, nullable=False)
+        columns[contract.target] = pa.Column(checks=checks, nullable=contract.target_nullable)
     return pa.DataFrameSchema(columns, strict=False, coerce=False)
 
 
@@ -206,7 +243,8 @@ def validate(
         if few:
             problems.append(
                 f"column '{contract.target}': labels {', '.join(map(str, few))} have fewer than "
-                f"{min_rows_per_class} rows (params.yaml validate.min_rows_per_class)"
+                f"{min_rows_per_class} rows (params.yaml validate.min_rows_per_class); add rows "
+                "of them, or leave their rows out of the data"
             )
     if refuse_duplicates and (repeated := df.index[df.duplicated()]).size:
         problems.append(
@@ -240,17 +278,22 @@ def _describe(failures: pd.DataFrame, source: str, contract: Contract) -> str:
         rows = _rows(group["index"])
         where = f" in rows {rows}" if rows else ""
         if check == "not_nullable":
-            problems.append(f"column '{column}': missing values (NaN){where}")
+            fix = (
+                " (schema.yaml target.nullable: true leaves such rows out of training)"
+                if column == contract.target
+                else ""
+            )
+            problems.append(f"column '{column}': missing values (NaN){where}{fix}")
         elif check == "label":
             problems.append(
                 f"column '{column}': unknown labels {_values(group)}{where}; "
                 f"expected one of {list(contract.labels)}"
             )
         elif check == "category":
-            allowed = list(contract.feature(column).categories)
+            kinds = " or ".join(sorted(category_kinds(contract.feature(column))))
             problems.append(
-                f"column '{column}': unknown categories {_values(group)}{where}; "
-                f"expected one of {allowed}"
+                f"column '{column}': expected category values ({kinds}), found "
+                f"{_values(group)}{where}"
             )
         elif check == "in_range":
             low, high = (
@@ -270,6 +313,14 @@ def _describe(failures: pd.DataFrame, source: str, contract: Contract) -> str:
         else:
             problems.append(f"column '{column}': failed {check}{where}")
     return _listing(problems, source)
+
+
+def labelled(df: pd.DataFrame, contract: Contract = CONTRACT) -> pd.DataFrame:
+    """The rows with a target value: those a model learns from and is scored on (schema.yaml
+    target.nullable lets the others through validation, to be left out here)."""
+    if not contract.target_nullable:
+        return df
+    return df[df[contract.target].notna()].reset_index(drop=True)
 
 
 def _listing(problems: list[str], source: str) -> str:
@@ -338,10 +389,56 @@ def _infer_feature(name: str, column: pd.Series, as_category: bool) -> Feature:
     return Feature(name, kind, nullable, low, high)
 
 
+# A text column with at least this share of distinct values (of its rows with a value), and more
+# than MAX_INTEGER_CLASSES of them, names rows rather than describing them: an identifier.
+IDENTIFIER_SHARE = 0.5
+
+
+def _is_dates(values: pd.Series) -> bool:
+    """Text that pandas reads as dates or times, every value of it ("2012-01-31", "1970-01-01
+    00:00", "31/01/2012"): not a category the model can use as it is."""
+    if pd.api.types.is_numeric_dtype(values) or values.map(_is_bool).any():
+        return False
+    text = values.astype(str)
+    if not text.str.contains(r"\d").all():
+        return False
+    with warnings.catch_warnings():  # "could not infer format": a column of mixed formats
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
+    return bool(parsed.notna().all())
+
+
+def left_out_reason(column: pd.Series, rows: int) -> str | None:
+    """Why a column cannot be a feature the model learns from, or None when it can be one:
+    no value, one value, a date, or an identifier (a different whole number in every row, or
+    text nearly one value a row) that a served model would meet only new values of."""
+    values = column.dropna()
+    distinct = values.nunique()
+    if not len(values):
+        return "no values (every row is missing)"
+    if distinct == 1:
+        return f"one value in every row ({_python(values.iloc[0])!r}): nothing to learn from"
+    if _is_dates(values):
+        return (
+            "dates or times: the model reads numbers and categories; derive numbers from it in "
+            "features.py (year, month, weekday) to use it"
+        )
+    if _inferred_type(values) == "integer" and distinct == len(values) == rows > 2:
+        return f"identifier-like (a different whole number in each of the {rows} rows)"
+    text = not pd.api.types.is_numeric_dtype(values)
+    if text and distinct > MAX_INTEGER_CLASSES and distinct >= IDENTIFIER_SHARE * len(values):
+        return f"identifier-like ({distinct} distinct values in {len(values)} rows)"
+    return None
+
+
 def infer_contract(df: pd.DataFrame, target: str, categories: Iterable[str] = ()) -> Contract:
     """The contract a data set suggests (the rules: docs/how-to.md, "Your own data");
     DataValidationError names the column when the data cannot make one (no such target, a
-    constant or empty one)."""
+    constant or empty one).
+
+    Columns a model cannot learn from (left_out_reason) are left out of the features, with the
+    reason, unless named with --category; rows without a target are allowed, to be left out of
+    training (target.nullable)."""
     categories = list(categories)
     if unknown := [c for c in [target, *categories] if c not in df.columns]:
         raise DataValidationError(
@@ -351,25 +448,36 @@ def infer_contract(df: pd.DataFrame, target: str, categories: Iterable[str] = ()
         raise DataValidationError(f"column '{target}': the target cannot also be a --category")
     labels = df[target].dropna()
     if labels.empty:
-        raise DataValidationError(f"column '{target}': the target has no values (all missing)")
+        raise DataValidationError(
+            f"column '{target}': the target has no values (all missing); name a column with "
+            "values as --target"
+        )
     if labels.nunique() < 2:
         raise DataValidationError(
             f"column '{target}': the target is constant ({_python(labels.iloc[0])!r} in every "
-            "row); there is nothing to learn"
+            "row); there is nothing to learn: name another column as --target"
         )
-    features = tuple(
-        _infer_feature(str(name), df[name], name in categories)
-        for name in df.columns
-        if name != target
-    )
+    features, left_out = [], []
+    for name in df.columns:
+        if name == target:
+            continue
+        reason = None if name in categories else left_out_reason(df[name], len(df))
+        if reason:
+            left_out.append((str(name), reason))
+        else:
+            features.append(_infer_feature(str(name), df[name], name in categories))
     if not features:
-        raise DataValidationError(f"the data has no feature columns besides '{target}'")
+        raise DataValidationError(
+            f"the data has no feature columns besides '{target}' that a model can learn from "
+            f"(left out: {'; '.join(f'{n}: {r}' for n, r in left_out) or 'none'})"
+        )
+    optional = {"target_nullable": bool(df[target].isna().any()), "left_out": tuple(left_out)}
     kind = _inferred_type(labels)
     few_values = labels.nunique() <= MAX_INTEGER_CLASSES
     if kind in ("category", "boolean") or (kind == "integer" and few_values):
         labels = tuple(int(v) if kind == "integer" else v for v in _sorted(labels))
-        return Contract(features, target, "classification", labels)
-    return Contract(features, target, "regression")
+        return Contract(tuple(features), target, "classification", labels, **optional)
+    return Contract(tuple(features), target, "regression", **optional)
 
 
 HEADER = """\
@@ -403,6 +511,8 @@ def render_contract(contract: Contract, note: str = "") -> str:
     if contract.classification:
         lines.append(f"  labels: {_flow(list(contract.labels))}")
     lines += [
+        "  # rows without a target value: left out of training (true) or refused (false)",
+        f"  nullable: {_flow(contract.target_nullable)}",
         "features:",
         "  # type: float | integer | boolean | category. Numbers: min/max (inclusive; inf and NaN "
         "never",
@@ -420,6 +530,14 @@ def render_contract(contract: Contract, note: str = "") -> str:
         if feature.type == "category":
             lines.append(f"    categories: {_flow(list(feature.categories))}")
         lines.append(f"    nullable: {_flow(feature.nullable)}")
+    if contract.left_out:
+        lines += [
+            "left_out:",
+            "  # Columns of the data the model does not read (column: why). Validation ignores "
+            "them,",
+            "  # the API accepts and drops them. Move one under features to use it.",
+            *(f"  {_flow(name)}: {_flow(reason)}" for name, reason in contract.left_out),
+        ]
     return "\n".join(lines) + "\n"
 
 
