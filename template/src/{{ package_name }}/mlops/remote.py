@@ -241,12 +241,32 @@ def restore_sample(raw: Path = RAW_DATA) -> bool:
     return True
 
 
+def repair_stage_locks(path: Path = Path(".dvc", "tmp", "rwlock")) -> bool:
+    """DVC rewrites its file of stage locks in place: a `dvc repro` stopped at that moment
+    (Ctrl-C on `poe pipeline`) leaves it empty or cut, and every later DVC command fails on it
+    ("JSON structure is corrupted"). It only names running DVC processes (DVC drops those of
+    dead ones itself), so a file that does not parse holds nothing to keep. Whether it was
+    removed."""
+    import json
+
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False
+    except ValueError:
+        path.unlink()
+        print(f"{path}: cut short by a stopped DVC run; removed (DVC writes it again)")
+        return True
+    return False
+
+
 def pipeline() -> int:
     """Pull, then `dvc repro`, in this one process (DVC's own CLI, its own output)."""
     import sys
 
     from dvc.cli import main as dvc
 
+    repair_stage_locks()
     sync("pull")
     if not restore_sample() and not RAW_DATA.exists():
         print(
