@@ -40,7 +40,11 @@ PACKAGE = "my_model"
 
 
 def sh(*command: str, cwd: Path, check: bool = True, env: dict | None = None):
-    return run(list(command), cwd, {**os.environ, "NO_COLOR": "1", **(env or {})}, check=check)
+    """A command in the project as a developer runs it: the session's environment without its
+    virtual environment (under `uv run pytest`, uv would warn on stderr that VIRTUAL_ENV is not
+    the project's), and no colours."""
+    session = {name: value for name, value in os.environ.items() if name != "VIRTUAL_ENV"}
+    return run(list(command), cwd, {**session, "NO_COLOR": "1", **(env or {})}, check=check)
 
 
 @pytest.fixture
