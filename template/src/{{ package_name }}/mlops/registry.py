@@ -7,8 +7,8 @@ deployment environment; giving the stage back to an earlier version is the rollb
 held by one version at a time.
 
 The back-end (cli.py picks it by experiment_tracking): with MLflow, MLflow's model registry (a
-stage is an alias of the registered model; registry_mlflow.py); otherwise GTO, DVC's model
-registry, whose versions and stages are git tags (`model@v1.2.0`, `model#production#3`;
+stage is an alias of the registered model; its module is generated only with that answer);
+otherwise GTO, DVC's model registry, whose versions and stages are git tags (`model@v1.2.0`, `model#production#3`;
 registry_gto.py).
 """
 
@@ -82,7 +82,7 @@ def committed_model(version: str) -> ModelVersion:
 
 
 class Backend(Protocol):
-    """What a registry back-end does (registry_gto.py, registry_mlflow.py)."""
+    """What a registry back-end does (registry_gto.py, or MLflow's with that tracker)."""
 
     def register(self, model: ModelVersion, push: bool) -> None: ...
 
