@@ -8,8 +8,8 @@ held by one version at a time.
 
 The back-end (cli.py picks it by experiment_tracking): with MLflow, MLflow's model registry (a
 stage is an alias of the registered model; its module is generated only with that answer);
-otherwise GTO, DVC's model registry, whose versions and stages are git tags (`model@v1.2.0`, `model#production#3`;
-registry_gto.py).
+otherwise GTO, DVC's model registry, whose versions and stages are git tags (`model@v1.2.0`,
+`model#production#3`; registry_gto.py).
 """
 
 import hashlib
