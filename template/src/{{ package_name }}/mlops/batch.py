@@ -25,6 +25,7 @@ import pandera.pandas as pa
 
 from ..model import load_model
 from ..predict import predict_frame
+from .atomic import written_atomically
 from .schema import CONTRACT, Contract, Feature, build_schema
 
 CHUNK_ROWS = 20_000
@@ -219,14 +220,12 @@ def score(
             raise BatchError(f"{written}: the output would overwrite an input file")
     model = load_model(model_path)  # fails before anything is written
     result = BatchResult(output, rejected_output, version or model_version(model_path))
-    partial = output.with_name(output.name + ".partial")
-    partial_rejected = rejected_output.with_name(rejected_output.name + ".partial")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    rejected_output.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    # Both files are renamed into place only when every chunk is scored: a failed run leaves the
+    # previous outputs whole (mlops/atomic.py).
+    with written_atomically(output) as partial, written_atomically(rejected_output) as rejects:
         # The headers first: a run that scores nothing still says what the files hold.
         _append(pd.DataFrame(columns=output_columns(contract)), partial, True)
-        _append(pd.DataFrame(columns=REJECTED_COLUMNS), partial_rejected, True)
+        _append(pd.DataFrame(columns=REJECTED_COLUMNS), rejects, True)
         for path in files:
             name = str(path.relative_to(source)) if source.is_dir() else path.name
             result.files.append(name)
@@ -235,12 +234,7 @@ def score(
                     model, chunk, name, result.model_version, id_column, contract
                 )
                 _append(scored, partial, False)
-                _append(rejected, partial_rejected, False)
+                _append(rejected, rejects, False)
                 result.scored += len(scored)
                 result.rejected += len(rejected)
-        os.replace(partial, output)
-        os.replace(partial_rejected, rejected_output)
-    finally:
-        partial.unlink(missing_ok=True)
-        partial_rejected.unlink(missing_ok=True)
     return result
