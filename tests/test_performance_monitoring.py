@@ -63,6 +63,11 @@ def feature_rows(work: Path) -> list[dict]:
         ]
 
 
+def logging_api(traffic: Path) -> dict[str, str]:
+    """The API's settings as deployed: every prediction logged to traffic, the key required."""
+    return {"PREDICTION_LOG_DIR": str(traffic), "PREDICTION_LOG_SAMPLE_RATE": "1", "API_KEY": KEY}
+
+
 @pytest.fixture(scope="module")
 def monitored(generated_projects, tmp_path_factory):
     """A clone with its model, the API's log after predictions and matching outcomes, and the
@@ -73,11 +78,7 @@ def monitored(generated_projects, tmp_path_factory):
     traffic = work / "data" / "traffic" / "production"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    api_env = {
-        "PREDICTION_LOG_DIR": str(traffic),
-        "PREDICTION_LOG_SAMPLE_RATE": "1",
-        "API_KEY": KEY,
-    }
+    api_env = logging_api(traffic)
     rows = feature_rows(work)
     with service(
         api_command(PACKAGE, port), lambda: http_ok(f"{base}/health"), work, api_env, 120,
@@ -181,11 +182,7 @@ def test_retrain_proposes_a_challenger_only_when_it_beats_the_champion(
     shifted = [{name: value + 3 * spans[name] for name, value in row.items()} for row in rows]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    api_env = {
-        "PREDICTION_LOG_DIR": str(traffic),
-        "PREDICTION_LOG_SAMPLE_RATE": "1",
-        "API_KEY": KEY,
-    }
+    api_env = logging_api(traffic)
     with service(
         api_command(PACKAGE, port), lambda: http_ok(f"{base}/health"), work, api_env, 120,
         tmp_path / "api.log",
