@@ -33,6 +33,7 @@ import yaml
 from fleet import existing
 from fleet.existing import Derived
 from fleet.repos import URL
+from fleet.team_sections import GITIGNORE_MARKER
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 ANSWERS_FILE = ".copier-answers.yml"
@@ -395,9 +396,10 @@ def ignored(root: Path, paths: list[str]) -> list[str]:
 
 
 def merge_gitignore(plan: Plan) -> None:
-    """The template's .gitignore, then every team rule: a folder rule that would hide DVC's
-    files is narrowed to the folder's contents minus .dvc and .gitignore files; any other rule
-    that would hide a committed file is kept as a comment, saying why."""
+    """The template's .gitignore, then every team rule in its section for them (below its
+    marker: not drift): a folder rule that would hide DVC's files is narrowed to the folder's
+    contents minus .dvc and .gitignore files; any other rule that would hide a committed file
+    is kept as a comment, saying why."""
     team = plan.repo / ".gitignore"
     if ".gitignore" not in plan.merged:
         return
@@ -423,8 +425,11 @@ def merge_gitignore(plan: Plan) -> None:
             lines.append(f"# fleet adopt: `{rule}` would hide {hidden[0]}, which is committed")
             lines.append(f"# {line}")
             plan.ignore_notes.append(f"`{rule}` commented out: it would hide {hidden[0]}")
+    # The team's rules go in the template's section for them, so that they are not drift.
     rendered = (plan.work / "render" / ".gitignore").read_text()
-    text = rendered + "\n# The team's rules (fleet adopt kept them)\n" + "\n".join(lines) + "\n"
+    if GITIGNORE_MARKER not in rendered.splitlines():  # a release from before the section
+        rendered += f"\n{GITIGNORE_MARKER}\n"
+    text = rendered + "\n".join(lines) + "\n"
     check = plan.work / "ignore-check"
     check.mkdir()
     git(check, "init", "--quiet")
