@@ -5,7 +5,8 @@ as drift, and `fleet adopt` writes the team's own content there.
   never writes below it, so `copier update` merges them without conflict).
 - `pyproject.toml`: the requirements the team added to `[project] dependencies` and to the
   `[dependency-groups]` (`uv add` puts them there, anywhere in the list), and the team's packages
-  listed after the template's in `[tool.uv.build-backend] module-name`.
+  listed after the template's in `[tool.uv.build-backend] module-name`, and the line of the
+  `team-checks` poe task (the team's CI commands, which the template's `ci` runs last).
 
 Anything else the team changes in these files is drift, as in any template-owned file.
 """
@@ -19,6 +20,8 @@ TABLE = re.compile(r"^\[(?P<name>[^\]]+)\]\s*(#.*)?$")
 ARRAY = re.compile(r"^(?P<key>[\w-]+)\s*=\s*\[\s*(#.*)?$")
 REQUIREMENT = re.compile(r'^\s+"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)[^"]*",?\s*(#.*)?$')
 MODULE_NAME = re.compile(r'^module-name = "(?P<package>[^"]+)"$', re.MULTILINE)
+TEAM_TASK_NAME = "team-checks"
+TEAM_TASK = re.compile(rf"^{TEAM_TASK_NAME} = .*$", re.MULTILINE)
 
 
 def template_part(path: str, text: str, rendered: str) -> str:
@@ -27,7 +30,8 @@ def template_part(path: str, text: str, rendered: str) -> str:
     if path == ".gitignore":
         return up_to_marker(text)
     if path == "pyproject.toml":
-        return without_team_packages(without_team_requirements(text, rendered), rendered)
+        text = without_team_packages(without_team_requirements(text, rendered), rendered)
+        return with_template_task(text, rendered)
     return text
 
 
@@ -79,3 +83,9 @@ def without_team_packages(text: str, rendered: str) -> str:
     package = re.escape(match["package"])
     listed = re.compile(rf'^module-name = \["{package}"(, "[\w.]+")*\]$', re.MULTILINE)
     return listed.sub(lambda _: match[0], text)
+
+
+def with_template_task(text: str, rendered: str) -> str:
+    """The team-checks task as the template wrote it, whatever the team's line says."""
+    match = TEAM_TASK.search(rendered)
+    return TEAM_TASK.sub(lambda _: match[0], text, count=1) if match else text
