@@ -82,6 +82,8 @@ def inspect(entry: RepoEntry, templates: TemplateCache, env: dict[str, str]) -> 
             report.problems.append(f"cannot clone {entry.location}: {error}")
             return report
         answers = read_answers(work, report)
+        if answers is not None and (unfinished := existing.unfinished_adoption(work)):
+            report.problems.append(unfinished)
         if answers is not None:
             template = template_checkout(answers, templates, report)
             if template is not None:
