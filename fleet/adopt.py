@@ -459,7 +459,7 @@ def sort_ci_commands(plan: Plan) -> None:
     rendered = (plan.work / "render" / "pyproject.toml").read_text()
     tasks = tomllib.loads(rendered).get("tool", {}).get("poe", {}).get("tasks", {})
     template_runs = {
-        f"{task['cmd']}": name
+        task["cmd"]: name
         for name, task in tasks.items()
         if isinstance(task, dict) and "cmd" in task
     }
