@@ -184,8 +184,10 @@ def test_nightly_timer_monitors_and_checks_template_updates(
     )
     record_and_assert(run, record_property)
     summary, log = run.details, run.log
-    # Install has no `when` (it sets up uv for Monitor); every other stage but Monitor is skipped.
-    assert summary["stages_run"] == ["Install", "Monitor", "Template update"], summary["stages"]
+    # Install has no `when` (it sets up uv for them); the other stages are skipped.
+    scoring = ["Batch scoring"] if jvariant.data.get("batch_inference") else []
+    expected = ["Install", *scoring, "Monitor", "Template update"]
+    assert summary["stages_run"] == expected, summary["stages"]
     assert [s["script"] for s in summary["sh"] if s["stage"] == "Monitor"] == [
         "uv run poe monitoring"
     ]
@@ -200,6 +202,14 @@ def test_nightly_timer_monitors_and_checks_template_updates(
     update = next(s for s in summary["sh"] if s["stage"] == "Template update")
     assert update["script"] == "uv run poe template-update" and update["exit"] == 0, update
     assert "version 2.0.0 is available" in log, tail(log)
+    if scoring:  # predict-batch on the default input, the test split, archived
+        (score,) = [s for s in summary["sh"] if s["stage"] == "Batch scoring"]
+        assert score["script"] == "uv run poe batch-scoring" and score["exit"] == 0, score
+        scored = (workspace / "reports" / "batch" / "predictions.csv").read_text().splitlines()
+        test_split = workspace / "data" / "prepared" / "test.csv"
+        assert len(scored) == len(test_split.read_text().splitlines())
+        archived = next(r for r in summary["recorded"] if "reports/batch/**" in r["step"])
+        assert "2 file(s) found" in archived["note"], archived
 
 
 @pytest.mark.parametrize("scenario", list(BROKEN_CHANGES))
