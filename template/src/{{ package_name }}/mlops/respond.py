@@ -16,14 +16,16 @@ from typing import Any
 from .retrain import settings
 
 
+def _read(report: Path) -> dict[str, Any]:
+    return json.loads(report.read_text()) if report.is_file() else {}
+
+
 def alerts(drift_report: Path, performance_report: Path) -> list[str]:
     """What passed its limit in the reports monitor has just written (none written: none)."""
     found = []
-    if drift_report.is_file() and json.loads(drift_report.read_text()).get("drift_detected"):
+    if _read(drift_report).get("drift_detected"):
         found.append("data drift")
-    if performance_report.is_file() and json.loads(performance_report.read_text()).get(
-        "failures"
-    ):
+    if _read(performance_report).get("failures"):
         found.append("a performance drop")
     return found
 
