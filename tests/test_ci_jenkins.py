@@ -270,7 +270,8 @@ def test_jenkinsfiles_lint(rendered_jenkinsfiles):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
-# The stages that pull or push DVC data: the only ones the remote's credentials are bound in.
+# The stages that pull or push DVC data: the only ones the remote's credentials are bound in
+# (and, with batch_inference, Batch scoring).
 DVC_STAGES = {"CI", "Publish", "Monitor"}
 
 
@@ -295,7 +296,9 @@ def test_jenkinsfiles_parse(rendered_jenkinsfiles):
         recorded = run.details["recorded"]
         bound = {r["stage"] for r in recorded if "= credentials(" in r["step"]}
         dvc_remote = effective_answer(rendering.answers, "dvc_remote")
-        assert bound == (set() if dvc_remote == "local" else DVC_STAGES), rendering.answers
+        dvc_stages = DVC_STAGES | ({"Batch scoring"} if "Batch scoring" in names else set())
+        assert bound == (set() if dvc_remote == "local" else dvc_stages), rendering.answers
+        assert ("Batch scoring" in names) == rendering.answers.get("batch_inference", False)
         approvals = [r["step"] for r in recorded if r["step"].startswith("input(")]
         assert all("submitter(" in step for step in approvals), approvals
         assert len(approvals) == ("Deploy production" in names), (rendering.answers, approvals)
