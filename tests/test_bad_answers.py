@@ -48,6 +48,7 @@ BAD_ANSWERS: dict[str, list[tuple[object, dict, str]]] = {
     ],
     "use_docker": [(1, {}, "use_docker is a yes/no question: answer yes or no")],
     "renovate": [(1, {}, "renovate is a yes/no question: answer yes or no")],
+    "batch_inference": [(1, {}, "batch_inference is a yes/no question: answer yes or no")],
     "dvc_remote_url": [
         ("gs://bucket/path", {"dvc_remote": "s3"}, "does not match dvc_remote 's3'"),
         ("s3://", {"dvc_remote": "s3"}, "expected a URL like s3://bucket-or-host/path"),

@@ -15,15 +15,17 @@ repository itself is act's own (it copies the clone under test).
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import shutil
 
 import pytest
 import yaml
 
 from tests.harness.broken_changes import BROKEN_CHANGES, on_a_branch
 from tests.harness.ci_run import CiRun, record_and_assert
-from tests.harness.ci_variants import param, pick, provider_variants
+from tests.harness.ci_variants import ALL_PROVIDERS, param, pick, provider_variants
 from tests.harness.dvc import point_remote, remote_dir, remote_objects
 from tests.harness.git import commit, git
 from tests.harness.github import (
@@ -37,6 +39,7 @@ from tests.harness.github import (
 )
 from tests.harness.render import TEMPLATE_V2_NOTE, clone, generated_from_release
 from tests.harness.services import docker_available
+from tests.harness.traffic import drifted_traffic
 
 pytestmark = pytest.mark.slow
 
@@ -204,6 +207,93 @@ def test_scheduled_monitoring(
     assert (run.artifacts / "drift-report" / "drift.json").is_file()
     assert (run.artifacts / "drift-report" / "monitoring.html").is_file()
     assert "## Monitoring: " in run.log  # poe monitoring-summary, for the job summary
+
+
+@pytest.mark.parametrize("ci_variant", [param(CD_VARIANT)])
+def test_scheduled_monitoring_retrains_on_drift_and_fails(
+    ci_variant, generated_projects, offline_uv_env, record_property, tmp_path
+):
+    """monitoring.yml on its schedule with retraining enabled, on production traffic that has
+    drifted and whose outcomes show a performance drop (MONITOR_BATCH, a repository variable):
+    the job runs `poe retrain`, which pushes a retrain branch to the repository's remote and
+    the challenger's data version to the DVC remote, and opens the pull request (`gh pr create`
+    meets the recording stand-in); the job still fails, as the alert."""
+    generated = generated_projects(ci_variant)
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(generated), str(origin))
+    project = clone(origin, tmp_path / "checkout")
+    remote = tmp_path / "dvc-remote"  # a copy: the shared project's remote stays as it is
+    shutil.copytree(remote_dir(generated), remote)
+    point_remote(project, remote)
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("    enabled: false", "    enabled: true"))
+    commit(project, "Enable retraining; DVC remote of this test")
+    git(project, "push", "--quiet", "origin", "main")
+    traffic = drifted_traffic(generated, tmp_path / "traffic")
+    gh_bin = gh_standin(tmp_path / "gh-standin")
+    run = run_act(
+        project,
+        "schedule",
+        schedule_event(project, "17 5 * * *"),
+        tmp_path / "act",
+        offline_uv_env,
+        workflow="monitoring.yml",
+        variant=ci_variant.id,
+        trigger="schedule (monitoring.yml), drifted traffic, retraining enabled",
+        env={"GH_STANDIN_DIR": str(gh_bin)},
+        path_prepend=gh_bin,
+        secrets={"RETRAIN_TOKEN": "local-act-token"},
+        variables={"MONITOR_BATCH": str(traffic)},
+    )
+    run.substituted.append("gh pr create (recorded by a stand-in)")
+    alert = "monitoring: data drift and a performance drop; retraining is enabled: poe retrain"
+    record_and_assert(run, record_property, fails_with=alert)
+    assert run.jobs.get("drift") == "failure", run.describe()
+    assert "retrain: the challenger beats the champion" in run.log, run.describe()
+    assert re.search(r"retrain: https://github.com/\S+/pull/1", run.log), run.describe()
+    calls = (gh_bin / "calls.log").read_text()
+    assert calls.startswith("pr create --head retrain/"), calls
+    assert "**Result: proposed**" in calls
+    # The branch arrived on the remote with the new data version, whose data DVC received.
+    (branch,) = git(origin, "branch", "--list", "retrain/*", "--format=%(refname:short)").split()
+    changed = git(origin, "diff", "--name-only", "main", branch).split()
+    assert "data/raw/dataset.csv.dvc" in changed and "dvc.lock" in changed, changed
+    data = yaml.safe_load(git(origin, "show", f"{branch}:data/raw/dataset.csv.dvc"))
+    assert data["outs"][0]["md5"] in remote_objects(remote)
+    drift = json.loads((run.artifacts / "drift-report" / "drift.json").read_text())
+    assert drift["drift_detected"] is True
+
+
+@pytest.mark.parametrize("ci_variant", [param(ALL_PROVIDERS)])
+def test_scheduled_batch_scoring_publishes_the_predictions(
+    ci_variant, generated_projects, offline_uv_env, record_property, tmp_path
+):
+    """batch-scoring.yml (batch_inference) on its schedule: `poe predict-batch` on the default
+    input, the held-out test split, every row scored and uploaded as the job's artifact."""
+    project = clone(generated_projects(ci_variant), tmp_path / "checkout")
+    run = run_act(
+        project,
+        "schedule",
+        schedule_event(project, "43 4 * * *"),
+        tmp_path / "act",
+        offline_uv_env,
+        workflow="batch-scoring.yml",
+        variant=ci_variant.id,
+        trigger="schedule (batch-scoring.yml)",
+    )
+    record_and_assert(run, record_property, jobs=["score"])
+    published = run.artifacts / "batch-predictions"
+    with (published / "predictions.csv").open() as f:
+        scored = list(csv.DictReader(f))
+    # The job's test split is the one the project's pipeline made (pulled from its remote).
+    assert len(scored) == _rows_in(generated_projects(ci_variant) / "data/prepared/test.csv")
+    assert {"prediction", "model_version"} <= set(scored[0])
+    assert (published / "predictions.rejected.csv").is_file()
+
+
+def _rows_in(path) -> int:
+    with path.open() as f:
+        return sum(1 for _ in csv.DictReader(f))
 
 
 @pytest.mark.parametrize("ci_variant", [param(CD_VARIANT)])

@@ -225,6 +225,7 @@ def test_schedule_pipeline_monitors_drift_and_checks_template_updates(
         project, CI_COMMIT_BRANCH="main", CI_COMMIT_REF_NAME="main", CI_PIPELINE_SOURCE="schedule"
     )
     scheduled = {"drift-monitoring", "template-update"}
+    scheduled |= {"batch-scoring"} if gitlab_variant.data.get("batch_inference") else set()
     assert selected_jobs(project, job_env, variables) == scheduled
     # The whole pipeline: its rules leave only the scheduled jobs.
     run = run_pipeline(
@@ -240,6 +241,13 @@ def test_schedule_pipeline_monitors_drift_and_checks_template_updates(
     assert "## Monitoring: " in log and "/artifacts/file/reports/monitoring.html" in log
     assert "version 2.0.0 is available" in log, _tail(log)
     assert "set GITLAB_TOKEN to let CI do it" in log, _tail(log)
+    if "batch-scoring" in scheduled:  # predict-batch on the default input, the test split
+        published = run.artifacts / "batch-scoring" / "reports" / "batch"
+        scored = (published / "predictions.csv").read_text().splitlines()
+        test_split = generated_projects(gitlab_variant) / "data" / "prepared" / "test.csv"
+        assert len(scored) == len(test_split.read_text().splitlines()), _tail(log)
+        assert "model_version" in scored[0]
+        assert (published / "predictions.rejected.csv").is_file()
 
 
 # --- 4. Broken changes turn the validate job red -------------------------------------------------

@@ -184,8 +184,10 @@ def test_nightly_timer_monitors_and_checks_template_updates(
     )
     record_and_assert(run, record_property)
     summary, log = run.details, run.log
-    # Install has no `when` (it sets up uv for Monitor); every other stage but Monitor is skipped.
-    assert summary["stages_run"] == ["Install", "Monitor", "Template update"], summary["stages"]
+    # Install has no `when` (it sets up uv for them); the other stages are skipped.
+    scoring = ["Batch scoring"] if jvariant.data.get("batch_inference") else []
+    expected = ["Install", *scoring, "Monitor", "Template update"]
+    assert summary["stages_run"] == expected, summary["stages"]
     assert [s["script"] for s in summary["sh"] if s["stage"] == "Monitor"] == [
         "uv run poe monitoring"
     ]
@@ -200,6 +202,14 @@ def test_nightly_timer_monitors_and_checks_template_updates(
     update = next(s for s in summary["sh"] if s["stage"] == "Template update")
     assert update["script"] == "uv run poe template-update" and update["exit"] == 0, update
     assert "version 2.0.0 is available" in log, tail(log)
+    if scoring:  # predict-batch on the default input, the test split, archived
+        (score,) = [s for s in summary["sh"] if s["stage"] == "Batch scoring"]
+        assert score["script"] == "uv run poe batch-scoring" and score["exit"] == 0, score
+        scored = (workspace / "reports" / "batch" / "predictions.csv").read_text().splitlines()
+        test_split = workspace / "data" / "prepared" / "test.csv"
+        assert len(scored) == len(test_split.read_text().splitlines())
+        archived = next(r for r in summary["recorded"] if "reports/batch/**" in r["step"])
+        assert "2 file(s) found" in archived["note"], archived
 
 
 @pytest.mark.parametrize("scenario", list(BROKEN_CHANGES))
@@ -260,7 +270,8 @@ def test_jenkinsfiles_lint(rendered_jenkinsfiles):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
-# The stages that pull or push DVC data: the only ones the remote's credentials are bound in.
+# The stages that pull or push DVC data: the only ones the remote's credentials are bound in
+# (and, with batch_inference, Batch scoring).
 DVC_STAGES = {"CI", "Publish", "Monitor"}
 
 
@@ -285,7 +296,9 @@ def test_jenkinsfiles_parse(rendered_jenkinsfiles):
         recorded = run.details["recorded"]
         bound = {r["stage"] for r in recorded if "= credentials(" in r["step"]}
         dvc_remote = effective_answer(rendering.answers, "dvc_remote")
-        assert bound == (set() if dvc_remote == "local" else DVC_STAGES), rendering.answers
+        dvc_stages = DVC_STAGES | ({"Batch scoring"} if "Batch scoring" in names else set())
+        assert bound == (set() if dvc_remote == "local" else dvc_stages), rendering.answers
+        assert ("Batch scoring" in names) == rendering.answers.get("batch_inference", False)
         approvals = [r["step"] for r in recorded if r["step"].startswith("input(")]
         assert all("submitter(" in step for step in approvals), approvals
         assert len(approvals) == ("Deploy production" in names), (rendering.answers, approvals)

@@ -123,6 +123,7 @@ CORPUS: list[tuple[str, object, dict, str, str]] = [
     ("use_docker", "maybe", {}, REFUSED, "Invalid choice for 'use_docker'"),
     ("use_docker", "[true]", {}, REFUSED, "Invalid choice for 'use_docker'"),
     ("renovate", "sometimes", {}, REFUSED, "Invalid choice for 'renovate'"),
+    ("batch_inference", "often", {}, REFUSED, "Invalid choice for 'batch_inference'"),
 ]
 
 

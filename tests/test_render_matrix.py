@@ -52,6 +52,7 @@ def expected_files(answers: dict) -> dict[str, bool]:
         ".gitlab-ci.yml": "gitlab" in providers,
         "Jenkinsfile": "jenkins" in providers,
         ".github/workflows/template-update.yml": "github" in providers,
+        ".github/workflows/batch-scoring.yml": "github" in providers and answers["batch_inference"],
         ".github/workflows/deploy.yml": "github" in providers and deploy != "none",
         "scripts/deploy.py": deploy != "none",
         "scripts/deploy_common.py": deploy != "none",

@@ -58,6 +58,7 @@ CORE_DEFAULTS = {
     "experiment_tracking": "none",
     "serving": "none",
     "use_docker": False,
+    "batch_inference": False,
     "python_version": "3.11",
 }
 
@@ -68,8 +69,15 @@ def _core(providers: list[str], **answers) -> Variant:
     return Variant((("ci_providers", tuple(providers)), *chosen))
 
 
-# Each provider alone and all three together (see the module docstring).
-ALL_PROVIDERS = _core(PROVIDERS, experiment_tracking="dvclive", serving="fastapi", use_docker=True)
+# Each provider alone and all three together (see the module docstring). All three together
+# also has the scheduled batch-scoring job: each provider's schedule tests run it.
+ALL_PROVIDERS = _core(
+    PROVIDERS,
+    experiment_tracking="dvclive",
+    serving="fastapi",
+    use_docker=True,
+    batch_inference=True,
+)
 GITHUB_ONLY = _core(["github"], python_version="3.12")
 GITLAB_ONLY = _core(
     ["gitlab"],

@@ -123,6 +123,11 @@ def retrain(
     result: dict[str, Any] = {"proposed": False}
     if not options["enabled"]:
         return {**result, "summary": "off (params.yaml monitor.retrain.enabled is false)"}
+    if not Path(log).is_dir():  # a CSV batch (MONITOR_BATCH) has no prediction ids to label
+        return {
+            **result,
+            "summary": f"not attempted: {log} is not a directory of the API's prediction logs",
+        }
     labelled = labelled_rows(log, [log, *outcome_sources])
     if len(labelled) < options["min_labelled_rows"]:
         return {
