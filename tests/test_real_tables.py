@@ -38,13 +38,16 @@ every table it would take minutes each, over the suite's budget, and what it add
 generated tests run here (lint, types, the pipeline's and the gate's own tests) does not depend
 on the table.
 
-Time: a table takes 50 to 100 s (adopt-data's `dvc repro` about 45 s of it, five Python
-processes; the generated tests 10 to 45 s; the API's start 5 s), cars with `poe ci` about 120 s.
-The tables are split into two xdist groups of about equal time, so the suite's two workers
-share them (docs/testing.md); each group's worker clones the all-providers project from its
-cache (rendered there if that worker has not rendered it yet). In one group, one clone serves
-every table, reset between them with `git reset --hard` and `git clean` (the git-ignored data
-and DVC outputs left behind are the ones the next adopt-data replaces).
+Time, measured on the 2-core machine under a load average of 3 to 5: a table takes 75 to 100 s
+(adopt-data's `dvc repro` about 45 s of it, five Python processes; the generated tests 10 to 40
+s; the API's start 5 s), fertility 140 s, cars with `poe ci` 105 s: 840 s for the nine, 8.5
+minutes of wall time on two workers, each group's render of the project (75 s) included. Before
+the split, the eight tables took about 10 minutes of the all-providers worker. The tables are
+split into two xdist groups of about equal time, so the suite's two workers share them
+(docs/testing.md); each group's worker clones the all-providers project from its cache (rendered
+there if that worker has not rendered it yet). In one group, one clone serves every table, reset
+between them with `git reset --hard` and `git clean` (the git-ignored data and DVC outputs left
+behind are the ones the next adopt-data replaces).
 """
 
 from __future__ import annotations
