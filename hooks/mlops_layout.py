@@ -26,8 +26,8 @@ MOVED = frozenset(
 PUBLIC = frozenset(
     {
         "CONTRACT", "FEATURES", "LABELS", "TARGET", "Contract", "DataValidationError", "Feature",
-        "is_main_process", "labelled", "log_metrics", "threshold_failures", "validate",
-        "write_reference", "write_text_atomically", "written_atomically",
+        "date_parts", "is_main_process", "labelled", "log_metrics", "threshold_failures",
+        "validate", "write_reference", "write_text_atomically", "written_atomically",
     }
 )  # fmt: skip
 

@@ -112,6 +112,12 @@ def decisions(df: pd.DataFrame, contract: Contract) -> list[str]:
         f"left out of the features: {name} ({reason}); schema.yaml left_out"
         for name, reason in contract.left_out
     ]
+    lines += [
+        f"{f.name}: dates, read as their {', '.join(f.parts)} (schema.yaml features.{f.name} "
+        "type: date, parts)"
+        for f in contract.features
+        if f.type == "date"
+    ]
     if unlabelled := int(df[contract.target].isna().sum()):
         lines.append(
             f"{unlabelled} of {len(df)} rows have no '{contract.target}': left out of training "

@@ -1,5 +1,5 @@
 """What your code uses of the template's: the data contract, validation, the drift reference,
-the thresholds, experiment tracking and outputs written whole (atomically).
+the thresholds, date parts, experiment tracking and outputs written whole (atomically).
 
 Your modules (data.py, features.py, model.py, train.py, evaluate.py, predict.py, and any you
 add) and your tests import these names from here, never from the modules beside this one:
@@ -8,6 +8,7 @@ add) and your tests import these names from here, never from the modules beside 
 """
 
 from .atomic import write_text_atomically, written_atomically
+from .dates import date_parts
 from .reference import write_reference
 from .schema import (
     CONTRACT,
@@ -31,6 +32,7 @@ __all__ = [
     "Contract",
     "DataValidationError",
     "Feature",
+    "date_parts",
     "is_main_process",
     "labelled",
     "log_metrics",

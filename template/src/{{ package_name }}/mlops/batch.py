@@ -38,6 +38,7 @@ PROBLEMS = {
     "in_range": "out of range",
     "boolean": "not true/false",
     "category": "unknown category",
+    "date": "not a date",
 }
 
 
@@ -107,7 +108,7 @@ def typed(text: pd.DataFrame, contract: Contract = CONTRACT) -> pd.DataFrame:
             numbers = pd.to_numeric(column, errors="coerce")
             unreadable = column.notna() & numbers.isna()
             frame[feature.name] = numbers.astype(object).where(~unreadable, column)
-        else:
+        elif feature.type != "date":  # a date stays the text it is
             lookup = BOOLEANS if feature.type == "boolean" else _category_lookup(feature)
             frame[feature.name] = column.map(lambda v, lk=lookup: lk.get(v, v) if v == v else v)
     return frame

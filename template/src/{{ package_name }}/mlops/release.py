@@ -81,6 +81,8 @@ def _allowed(feature: Feature) -> str:
         return ", ".join(f"`{category}`" for category in feature.categories)
     if feature.type == "boolean":
         return "true or false"
+    if feature.type == "date":
+        return f"dates, read as their {', '.join(feature.parts)}"
     if (feature.min, feature.max) == (-FEATURE_LIMIT, FEATURE_LIMIT):
         return "any finite number"
     return f"{feature.min:g} to {feature.max:g}"

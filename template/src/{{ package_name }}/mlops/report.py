@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from .performance import FAILED, PASSED
-from .reference import shares
+from .reference import monitored_frame, shares
 
 REFERENCE_COLOUR, BATCH_COLOUR = "#4c78a8", "#f58518"
 _WIDTH, _HEIGHT, _MARGIN = 560, 200, 36
@@ -85,6 +85,7 @@ def bar_chart(names: list[str], reference: list[float], batch: list[float], titl
 
 def feature_charts(reference: dict[str, Any], batch: pd.DataFrame, drift: dict[str, Any]) -> str:
     figures = []
+    batch = monitored_frame(batch)  # a date as its parts, as drift.json reports them
     for name, result in drift["features"].items():
         profile = reference[name]
         recent = shares(profile, batch[name]).round(6).tolist()

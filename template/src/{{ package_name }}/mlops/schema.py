@@ -7,7 +7,6 @@ features, the model, the API's request schema and drift monitoring through CONTR
 
 import math
 import numbers
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,11 @@ import pandas as pd
 import pandera.pandas as pa
 import yaml
 
+from .dates import DATE_PARTS, parse_dates, varying_parts
+
 # schema.yaml is the team's, one level up, beside their model code.
 SCHEMA_FILE = Path(__file__).parents[1] / "schema.yaml"
-FEATURE_TYPES = ("float", "integer", "boolean", "category")
+FEATURE_TYPES = ("float", "integer", "boolean", "category", "date")
 PROBLEM_KINDS = ("classification", "regression")
 # Numbers beyond this are refused unless a feature sets its own range: inf never passes, and
 # values this large would overflow the float32 the models compute in (3.4e38) once scaled.
@@ -44,6 +45,7 @@ class Feature:
     min: float = -FEATURE_LIMIT  # numbers only
     max: float = FEATURE_LIMIT
     categories: tuple[Any, ...] = ()  # category only
+    parts: tuple[str, ...] = ()  # date only: the numeric parts the model reads (dates.py)
 
     @property
     def numeric(self) -> bool:
@@ -73,7 +75,11 @@ class Contract:
     @property
     def categorical(self) -> list[str]:
         """Category and boolean features: both are encoded as categories."""
-        return [f.name for f in self.features if not f.numeric]
+        return [f.name for f in self.features if f.type in ("category", "boolean")]
+
+    @property
+    def dates(self) -> list[str]:
+        return [f.name for f in self.features if f.type == "date"]
 
     @property
     def classification(self) -> bool:
@@ -87,17 +93,20 @@ def _feature(name: str, entry: Any) -> Feature:
     where = f"schema.yaml features.{name}"
     if not isinstance(entry, dict) or entry.get("type") not in FEATURE_TYPES:
         raise ContractError(f"{where}: needs a type, one of {', '.join(FEATURE_TYPES)}")
-    if unknown := set(entry) - {"type", "nullable", "min", "max", "categories"}:
+    if unknown := set(entry) - {"type", "nullable", "min", "max", "categories", "parts"}:
         raise ContractError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
     kind = entry["type"]
     categories = tuple(entry.get("categories") or ())
     if kind == "category" and not categories:
         raise ContractError(f"{where}: a category feature needs its list of categories")
+    parts = tuple(entry.get("parts") or ())
+    if kind == "date" and (not parts or not set(parts) <= set(DATE_PARTS)):
+        raise ContractError(f"{where}: a date feature needs parts, some of {', '.join(DATE_PARTS)}")
     low = float(entry.get("min", -FEATURE_LIMIT))
     high = float(entry.get("max", FEATURE_LIMIT))
     if not low <= high:
         raise ContractError(f"{where}: min {low:g} is above max {high:g}")
-    return Feature(name, kind, bool(entry.get("nullable", False)), low, high, categories)
+    return Feature(name, kind, bool(entry.get("nullable", False)), low, high, categories, parts)
 
 
 def parse_contract(data: Any) -> Contract:
@@ -176,6 +185,8 @@ def _column_checks(feature: Feature) -> list[pa.Check]:
         return checks
     if feature.type == "boolean":
         return [pa.Check(lambda s: s.isna() | s.map(_is_bool), name="boolean")]
+    if feature.type == "date":
+        return [pa.Check(lambda s: s.isna() | parse_dates(s).notna(), name="date")]
     kinds = category_kinds(feature)
     return [pa.Check(lambda s: s.isna() | s.map(lambda v: _kind(v) in kinds), name="category")]
 
@@ -305,8 +316,13 @@ def _describe(failures: pd.DataFrame, source: str, contract: Contract) -> str:
                 f"column '{column}': values outside [{low:g}, {high:g}] (inf or out of range)"
                 f"{where}"
             )
-        elif check in ("numeric", "integer", "boolean"):
-            expected = {"numeric": "numbers", "integer": "integers", "boolean": "true/false"}
+        elif check in ("numeric", "integer", "boolean", "date"):
+            expected = {
+                "numeric": "numbers",
+                "integer": "integers",
+                "boolean": "true/false",
+                "date": "dates (text such as 2024-01-31 or 2024-01-31 08:00)",
+            }
             problems.append(
                 f"column '{column}': expected {expected[check]}, found {_values(group)}{where}"
             )
@@ -379,6 +395,8 @@ def _infer_feature(name: str, column: pd.Series, as_category: bool) -> Feature:
     kind = "category" if as_category else _inferred_type(values)
     if not len(values):  # no value seen: a number of any size, the team narrows it
         return Feature(name, "float", nullable=True)
+    if kind == "category" and not as_category and _is_dates(values):
+        return Feature(name, "date", nullable, parts=varying_parts(values))
     if kind == "category":
         if _is_integral(values):  # codes read as floats next to missing values: 1.0 -> 1
             values = values.astype("int64")
@@ -396,22 +414,19 @@ IDENTIFIER_SHARE = 0.5
 
 def _is_dates(values: pd.Series) -> bool:
     """Text that pandas reads as dates or times, every value of it ("2012-01-31", "1970-01-01
-    00:00", "31/01/2012"): not a category the model can use as it is."""
+    00:00", "31/01/2012"): not a category, but a date feature read as its parts (dates.py)."""
     if pd.api.types.is_numeric_dtype(values) or values.map(_is_bool).any():
         return False
-    text = values.astype(str)
-    if not text.str.contains(r"\d").all():
+    if not values.astype(str).str.contains(r"\d").all():
         return False
-    with warnings.catch_warnings():  # "could not infer format": a column of mixed formats
-        warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(text, errors="coerce", format="mixed")
-    return bool(parsed.notna().all())
+    return bool(parse_dates(values).notna().all())
 
 
 def left_out_reason(column: pd.Series, rows: int) -> str | None:
     """Why a column cannot be a feature the model learns from, or None when it can be one:
-    no value, one value, a date, or an identifier (a different whole number in every row, or
-    text nearly one value a row) that a served model would meet only new values of."""
+    no value, one value, dates whose parts never vary, or an identifier (a different whole
+    number in every row, or text nearly one value a row) that a served model would meet only
+    new values of."""
     values = column.dropna()
     distinct = values.nunique()
     if not len(values):
@@ -419,10 +434,9 @@ def left_out_reason(column: pd.Series, rows: int) -> str | None:
     if distinct == 1:
         return f"one value in every row ({_python(values.iloc[0])!r}): nothing to learn from"
     if _is_dates(values):
-        return (
-            "dates or times: the model reads numbers and categories; derive numbers from it in "
-            "features.py (year, month, weekday) to use it"
-        )
+        if varying_parts(values):
+            return None
+        return f"dates whose parts ({', '.join(DATE_PARTS)}) are the same in every row"
     if _inferred_type(values) == "integer" and distinct == len(values) == rows > 2:
         return f"identifier-like (a different whole number in each of the {rows} rows)"
     text = not pd.api.types.is_numeric_dtype(values)
@@ -514,10 +528,10 @@ def render_contract(contract: Contract, note: str = "") -> str:
         "  # rows without a target value: left out of training (true) or refused (false)",
         f"  nullable: {_flow(contract.target_nullable)}",
         "features:",
-        "  # type: float | integer | boolean | category. Numbers: min/max (inclusive; inf and NaN "
-        "never",
-        "  # pass). category: the allowed values under categories. nullable: missing values "
-        "allowed.",
+        "  # type: float | integer | boolean | category | date. Numbers: min/max (inclusive;",
+        "  # inf and NaN never pass). category: the allowed values under categories. date: text",
+        "  # such as 2024-01-31, read as the numbers under parts (year, month, day, day_of_week,",
+        "  # hour). nullable: missing values allowed.",
     ]
     for feature in contract.features:
         lines += [f"  {_flow(feature.name)}:", f"    type: {feature.type}"]
@@ -529,6 +543,8 @@ def render_contract(contract: Contract, note: str = "") -> str:
             ]
         if feature.type == "category":
             lines.append(f"    categories: {_flow(list(feature.categories))}")
+        if feature.type == "date":
+            lines.append(f"    parts: {_flow(list(feature.parts))}")
         lines.append(f"    nullable: {_flow(feature.nullable)}")
     if contract.left_out:
         lines += [
