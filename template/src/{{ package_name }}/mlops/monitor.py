@@ -112,17 +112,21 @@ def load_batch(path: Path) -> pd.DataFrame:
     return validate(traffic, source=str(path), require_target=False)
 
 
+def drift_limits(params: dict[str, Any]) -> tuple[float, float, float]:
+    """params.yaml's monitor section as drift_report takes it: psi_threshold, max_drifted_share
+    and significance (SIGNIFICANCE in a params.yaml from before it, which updates never edit)."""
+    return (
+        params["psi_threshold"],
+        params["max_drifted_share"],
+        params.get("significance", SIGNIFICANCE),
+    )
+
+
 def monitor(
     reference_path: Path, batch_path: Path, report_path: Path, params: dict[str, Any]
 ) -> dict[str, Any]:
     batch = load_batch(Path(batch_path))
     reference = json.loads(Path(reference_path).read_text())
-    report = drift_report(
-        reference,
-        batch,
-        params["psi_threshold"],
-        params["max_drifted_share"],
-        params.get("significance", SIGNIFICANCE),
-    )
+    report = drift_report(reference, batch, *drift_limits(params))
     write_text_atomically(report_path, json.dumps(report, indent=2) + "\n")
     return report
