@@ -235,11 +235,22 @@ def transaction(copier_args: list[str], copier_env: dict[str, str]) -> tuple[lis
             raise AppliedButInterrupted([shlex.join(c) for _, c in plan["steps"]]) from None
         raise UpdateInterrupted from None
     finally:
-        subprocess.run(["git", "worktree", "remove", "--force", "--force", str(tree)],
-                       capture_output=True)  # fmt: skip
-        shutil.rmtree(work, ignore_errors=True)
-        subprocess.run(["git", "worktree", "prune"])
+        with ignoring_interrupts():  # a second Ctrl-C does not stop the clean-up
+            subprocess.run(["git", "worktree", "remove", "--force", "--force", str(tree)],
+                           capture_output=True)  # fmt: skip
+            shutil.rmtree(work, ignore_errors=True)
+            subprocess.run(["git", "worktree", "prune"])
     return found, plan
+
+
+@contextmanager
+def ignoring_interrupts() -> Iterator[None]:
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in HELD}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def run_deferred(plan: dict, env: dict[str, str]) -> list[str]:
