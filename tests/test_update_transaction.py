@@ -30,10 +30,11 @@ TEAM_HOOK_NOTE = "# Team: reviewed by the ML platform team.\n"
 PARAMS_NOTE = "# Team: tuned on the 2026 data.\n"
 # Moments of an update, as the command each process is about to start when it is held: the
 # update command before it starts Copier; Copier (its temporary copy of the repository half
-# updated) before it applies the template's changes; the command before it applies the result.
+# updated) before it applies the template's changes; the command, Copier done, before it
+# diffs the result to apply it (the apply itself holds an interrupt until it is done).
 BEFORE_COPIER = ("update", "--trust")
 DURING_COPIER = ("apply", "--reject")
-BEFORE_APPLY = ("apply", "--index")
+BEFORE_APPLY = ("diff", "--binary")
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +100,12 @@ def paused_pid(update: subprocess.Popen, marker: Path, timeout: float = 240) -> 
 
 def interrupt(update: subprocess.Popen, pid: int, how: signal.Signals) -> tuple[int, str]:
     """SIGINT: Ctrl-C at the terminal (to `uv run poe`'s process group; poe passes it on).
-    SIGTERM: a CI runner stopping the job (to uv). SIGKILL: every process of the update's
-    task killed at once (its process group)."""
+    SIGTERM: to the held process itself (poe answers a SIGTERM of its own by killing the task,
+    the SIGKILL case). SIGKILL: every process of the update's task at once (its group)."""
     if how == signal.SIGINT:
         os.killpg(update.pid, signal.SIGINT)
     elif how == signal.SIGTERM:
-        update.send_signal(signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
     else:
         os.killpg(os.getpgid(pid), signal.SIGKILL)
     stdout, stderr = update.communicate(timeout=120)
@@ -138,7 +139,8 @@ def test_an_interrupted_update_changes_nothing_and_the_next_one_completes(behind
         assert returncode != 0, f"{moment}: {output}"
         assert snapshot(project) == before, f"{moment}: the tree changed\n{output}"
         if how != signal.SIGKILL:  # a killed run cannot clean up: the next run does
-            assert "template update: interrupted; nothing changed; run again" in output, moment
+            assert "template update: interrupted; nothing changed; run again" in output, (
+                f"{moment}: {returncode}\n{output}")  # fmt: skip
             assert leftovers(project, env) == [], moment
     done = run(["uv", "run", "poe", "update"], project, env, timeout=600)
     output = done.stdout + done.stderr
