@@ -39,8 +39,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from forge import TOKENS, branch_exists, open_request, provider, push_remote, run, token
 
@@ -132,13 +132,12 @@ class AppliedButInterrupted(Exception):
         self.remaining = remaining
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     """What an applied update leaves for a person: conflicting files, post-update commands that
     failed (to run by hand)."""
 
-    conflicts: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
+    conflicts: list[str]
+    failed: list[str]
 
 
 # A run's worktree and Copier's temporary files live in one directory named so: a killed run's
