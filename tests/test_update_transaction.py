@@ -154,6 +154,10 @@ def test_an_interrupted_update_changes_nothing_and_the_next_one_completes(behind
     # The post-update steps ran in the team's tree: `uv lock` in the worktree, `uv sync` here.
     assert "[post-update] lock dependencies: uv lock" in output
     assert "[post-update] install environment: uv sync" in output
+    commit(project, "Update to template v2.0.0")
+    again = run(["uv", "run", "poe", "update"], project, env, timeout=600)
+    assert "template update: nothing to apply" in again.stdout, again.stdout + again.stderr
+    assert git(project, "status", "--porcelain") == ""
 
 
 def test_conflicts_are_applied_listed_by_name_and_fail_the_command(behind):
@@ -171,3 +175,9 @@ def test_conflicts_are_applied_listed_by_name_and_fail_the_command(behind):
     assert "<<<<<<< " in merged and TEMPLATE_V2_NOTE in merged and TEAM_HOOK_NOTE in merged
     assert yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"] == "v2.0.0"
     assert leftovers(project, env) == []
+    # Run again before the conflict is resolved: refused before anything is written.
+    unresolved = snapshot(project)
+    refused = run(["uv", "run", "poe", "update"], project, env, check=False)
+    assert refused.returncode == 1
+    assert "the tree has uncommitted changes: commit or stash them first" in refused.stderr
+    assert "; nothing changed" in refused.stderr and snapshot(project) == unresolved

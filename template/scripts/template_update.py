@@ -138,6 +138,7 @@ class Outcome(NamedTuple):
 
     conflicts: list[str]
     failed: list[str]
+    applied: bool = True  # False: Copier's result is the tree as it is (nothing to apply)
 
 
 # A run's worktree and Copier's temporary files live in one directory named so: a killed run's
@@ -178,10 +179,13 @@ def clear_leftovers() -> None:
     subprocess.run(["git", "worktree", "prune"], check=True)
 
 
-def transaction(copier_args: list[str], copier_env: dict[str, str]) -> tuple[list[str], dict]:
+def transaction(
+    copier_args: list[str], copier_env: dict[str, str]
+) -> tuple[list[str], dict | None]:
     """Run `copier update` (with copier_env) in a temporary worktree at HEAD and apply its
     result to this tree in one `git apply --index` (it checks the whole patch before writing
-    a file). The conflicting files, and the post-update steps deferred to this tree."""
+    a file). The conflicting files, and the post-update steps deferred to this tree (None:
+    nothing to apply)."""
     if git("status", "--porcelain"):
         raise UpdateError(
             "the tree has uncommitted changes: commit or stash them first (an update is "
@@ -229,6 +233,8 @@ def transaction(copier_args: list[str], copier_env: dict[str, str]) -> tuple[lis
             if not applied:
                 detail = applying.stderr.decode().strip()
                 raise UpdateError(f"the result could not be applied: {detail}")
+        else:
+            plan = None
     except KeyboardInterrupt:
         if applied:
             raise AppliedButInterrupted([shlex.join(c) for _, c in plan["steps"]]) from None
@@ -271,8 +277,13 @@ def run_deferred(plan: dict, env: dict[str, str]) -> list[str]:
 
 def update(copier_args: list[str], copier_env: dict[str, str], env: dict[str, str]) -> Outcome:
     """The whole update: the transaction, then the deferred post-update steps (with env)."""
-    with one_update_at_a_time():
-        found, plan = transaction(copier_args, copier_env)
+    try:
+        with one_update_at_a_time():
+            found, plan = transaction(copier_args, copier_env)
+    except KeyboardInterrupt:  # before the worktree was made: nothing was written
+        raise UpdateInterrupted from None
+    if plan is None:
+        return Outcome(found, [], applied=False)
     return Outcome(found, run_deferred(plan, env))
 
 
@@ -292,8 +303,14 @@ def main_update(argv: list[str], env: dict[str, str] = os.environ) -> int:
     copier_args = [f"--data={data}" for data in args.data]
     if args.vcs_ref:
         copier_args.append(f"--vcs-ref={args.vcs_ref}")
-    outcome = update(copier_args, dict(env), dict(env))
+    # The worktree has no .venv: uv is not pointed at this tree's (uv run's VIRTUAL_ENV).
+    copier_env = {name: value for name, value in env.items() if name != "VIRTUAL_ENV"}
+    outcome = update(copier_args, copier_env, dict(env))
     problems = listed(outcome)
+    if not outcome.applied:
+        print("template update: nothing to apply (the repository is at that release, with "
+              "these answers)")  # fmt: skip
+        return 0
     if not problems:
         print("template update: applied; review it (`git diff --staged`), run `uv run poe ci` "
               "and commit")  # fmt: skip
