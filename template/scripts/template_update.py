@@ -296,7 +296,7 @@ def listed(outcome: Outcome) -> list[str]:
 def main_update(argv: list[str], env: dict[str, str] = os.environ) -> int:
     """`uv run poe update`: a person's update of this repository."""
     parser = argparse.ArgumentParser(prog="poe update", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--vcs-ref", help="the template release (git tag) to update to")
+    parser.add_argument("--vcs-ref", metavar="REF", help="the template release (tag) to update to")
     parser.add_argument("--data", action="append", default=[], metavar="NAME=VALUE",
                         help="a new answer (repeatable)")  # fmt: skip
     args = parser.parse_args(argv)
