@@ -127,6 +127,7 @@ def test_an_interrupted_update_changes_nothing_and_the_next_one_completes(behind
         (BEFORE_COPIER, signal.SIGKILL),
         (DURING_COPIER, signal.SIGINT),
         (DURING_COPIER, signal.SIGKILL),
+        (BEFORE_APPLY, signal.SIGINT),
         (BEFORE_APPLY, signal.SIGTERM),
         (BEFORE_APPLY, signal.SIGKILL),
     ]
