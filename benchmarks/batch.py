@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from load import _generate_default  # noqa: E402
+from load import project_to_measure  # noqa: E402
 
 
 def write_input(project: Path, target: str, multiple: int, out: Path) -> int:
@@ -64,11 +64,7 @@ def run_batch(args: argparse.Namespace) -> int:
     multiples = [int(m) for m in args.multiples.split(",")]
     with tempfile.TemporaryDirectory(prefix="template-batch-") as tmp:
         work = Path(tmp)
-        if args.project:
-            project = Path(args.project).resolve()
-        else:
-            print("batch: generating the default variant (render + copy-time tasks)...", flush=True)
-            project = _generate_default(work)
+        project = project_to_measure(args.project, work, "batch")
         answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
         package = answers["package_name"]
         schema = project / "src" / package / "schema.yaml"

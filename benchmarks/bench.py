@@ -102,8 +102,9 @@ def ci_tasks(project: Path) -> list[str]:
 
     def expand(item: str | dict) -> list[str]:
         spec = tasks[item] if isinstance(item, str) else item
-        steps = (spec.get("sequence") or spec.get("parallel")) if isinstance(spec, dict) else None
-        return [name for step in steps for name in expand(step)] if steps else [item]
+        steps = spec.get("sequence", spec.get("parallel")) if isinstance(spec, dict) else None
+        # An empty sequence (team-checks before a team fills it) runs nothing.
+        return [name for step in steps for name in expand(step)] if steps is not None else [item]
 
     return expand("ci")
 

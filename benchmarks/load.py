@@ -143,6 +143,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def project_to_measure(given: str | None, work: Path, benchmark: str) -> Path:
+    """The project --project names, or the default variant generated in work (render and the
+    copy-time tasks) when it names none: every benchmark measures one of the two."""
+    if given:
+        return Path(given).resolve()
+    print(f"{benchmark}: generating the default variant (render + copy-time tasks)...", flush=True)
+    return _generate_default(work)
+
+
 def _generate_default(work: Path) -> Path:
     import copier
 
@@ -249,11 +258,7 @@ def run_load(args: argparse.Namespace) -> int:
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     with tempfile.TemporaryDirectory(prefix="template-load-") as tmp:
         work = Path(tmp)
-        if args.project:
-            project = Path(args.project).resolve()
-        else:
-            print("load: generating the default variant (render + copy-time tasks)...", flush=True)
-            project = _generate_default(work)
+        project = project_to_measure(args.project, work, "load")
         package = _package_name(project)
         body = _request_body(project, work, args.rows)
         floor = subprocess.run(

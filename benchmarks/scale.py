@@ -77,11 +77,7 @@ def run_scale(args: argparse.Namespace) -> int:
     os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     with tempfile.TemporaryDirectory(prefix="template-scale-") as tmp:
-        if args.project:
-            project = Path(args.project).resolve()
-        else:
-            print("scale: generating the default variant (render + copy-time tasks)...")
-            project = load._generate_default(Path(tmp))
+        project = load.project_to_measure(args.project, Path(tmp), "scale")
         package = load._package_name(project)
         env["PATH"] = f"{project / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
         raw = project / "data" / "raw" / "dataset.csv"

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -31,8 +32,9 @@ import pathspec
 import yaml
 
 from fleet import existing
-from fleet.existing import Derived
+from fleet.existing import ADOPTION_COMMIT, ADOPTION_DONE, Derived
 from fleet.repos import URL
+from fleet.team_sections import GITIGNORE_MARKER, TEAM_TASK, TEAM_TASK_NAME
 
 TEMPLATE_ROOT = Path(__file__).resolve().parents[1]
 ANSWERS_FILE = ".copier-answers.yml"
@@ -100,6 +102,8 @@ class Plan:
     moved: dict[str, str] = field(default_factory=dict)
     retired: list[str] = field(default_factory=list)
     ignore_notes: list[str] = field(default_factory=list)
+    ci_commands: list[tuple[str, str]] = field(default_factory=list)  # (command, its CI file)
+    ci_left: list[str] = field(default_factory=list)  # the team's CI commands not run by poe
     warnings: list[str] = field(default_factory=list)
     data: Path | None = None
     target: str | None = None
@@ -219,6 +223,7 @@ def plan(
     check_outputs(result)
     sort_files(result)
     merge_gitignore(result)
+    sort_ci_commands(result)
     if not result.blockers:
         lock_dependencies(result)
     return result
@@ -326,11 +331,12 @@ def check_outputs(plan: Plan) -> None:
 
 def moved_name(path: str) -> str:
     """Where a team file goes when the template writes its path: beside it, named as the
-    team's (test files keep the test_ prefix pytest collects)."""
+    team's (test files keep the test_ prefix pytest collects; a Python module stays importable:
+    the template's tests/conftest.py loads tests/team_conftest.py)."""
     name = Path(path)
     if name.name.startswith("test_"):
         return name.with_name("test_team_" + name.name[5:]).as_posix()
-    return name.with_name("team-" + name.name).as_posix()
+    return name.with_name(("team_" if name.suffix == ".py" else "team-") + name.name).as_posix()
 
 
 def team_owned(plan: Plan) -> pathspec.PathSpec:
@@ -395,9 +401,10 @@ def ignored(root: Path, paths: list[str]) -> list[str]:
 
 
 def merge_gitignore(plan: Plan) -> None:
-    """The template's .gitignore, then every team rule: a folder rule that would hide DVC's
-    files is narrowed to the folder's contents minus .dvc and .gitignore files; any other rule
-    that would hide a committed file is kept as a comment, saying why."""
+    """The template's .gitignore, then every team rule in its section for them (below its
+    marker: not drift): a folder rule that would hide DVC's files is narrowed to the folder's
+    contents minus .dvc and .gitignore files; any other rule that would hide a committed file
+    is kept as a comment, saying why."""
     team = plan.repo / ".gitignore"
     if ".gitignore" not in plan.merged:
         return
@@ -423,8 +430,11 @@ def merge_gitignore(plan: Plan) -> None:
             lines.append(f"# fleet adopt: `{rule}` would hide {hidden[0]}, which is committed")
             lines.append(f"# {line}")
             plan.ignore_notes.append(f"`{rule}` commented out: it would hide {hidden[0]}")
+    # The team's rules go in the template's section for them, so that they are not drift.
     rendered = (plan.work / "render" / ".gitignore").read_text()
-    text = rendered + "\n# The team's rules (fleet adopt kept them)\n" + "\n".join(lines) + "\n"
+    if GITIGNORE_MARKER not in rendered.splitlines():  # a release from before the section
+        rendered += f"\n{GITIGNORE_MARKER}\n"
+    text = rendered + "\n".join(lines) + "\n"
     check = plan.work / "ignore-check"
     check.mkdir()
     git(check, "init", "--quiet")
@@ -435,6 +445,55 @@ def merge_gitignore(plan: Plan) -> None:
     (plan.work / "gitignore").write_text(text)
 
 
+# Commands of the team's CI that set up an environment: `uv sync` (the template's) replaces them.
+INSTALLS = re.compile(
+    r"^(sudo )?(python3? -m )?(pip3?|conda|mamba|micromamba|poetry|pipenv|apt|apt-get) "
+    r"|^uv (sync|venv|pip|lock)\b|^(source|\.) .*activate"
+)
+
+
+def sort_ci_commands(plan: Plan) -> None:
+    """The team's CI commands: the ones the template's `ci` does not run already go in its
+    team-checks task; environment set-up is left to `uv sync`; a command using the CI's own
+    expressions (`${{ ... }}`) cannot run outside it and is only listed."""
+    rendered = (plan.work / "render" / "pyproject.toml").read_text()
+    tasks = tomllib.loads(rendered).get("tool", {}).get("poe", {}).get("tasks", {})
+    template_runs = {
+        task["cmd"]: name
+        for name, task in tasks.items()
+        if isinstance(task, dict) and "cmd" in task
+    }
+    for command, source in existing.ci_commands(plan.repo):
+        plain = re.sub(r"^python3? -m ", "", command)
+        if plain in template_runs:
+            plan.ci_left.append(
+                f"{command} ({source}): `poe ci` runs it (`{template_runs[plain]}`)"
+            )
+        elif INSTALLS.search(command):
+            plan.ci_left.append(f"{command} ({source}): environment set-up, `uv sync` does it")
+        elif "${{" in command:
+            plan.ci_left.append(f"{command} ({source}): uses the CI's expressions, run it there")
+        else:
+            plan.ci_commands.append((command, source))
+    if plan.ci_commands and not TEAM_TASK.search(rendered):
+        plan.warnings.append(
+            f"this template release has no {TEAM_TASK_NAME} task: the team's CI commands stay "
+            "in its moved CI files only"
+        )
+        plan.ci_commands = []
+
+
+def with_team_checks(plan: Plan, pyproject: str) -> str:
+    """The template's pyproject.toml with the team's CI commands in its team-checks task."""
+    if not plan.ci_commands:
+        return pyproject
+    steps = ", ".join(f"{{ shell = {json.dumps(command)} }}" for command, _ in plan.ci_commands)
+    sources = ", ".join(dict.fromkeys(source for _, source in plan.ci_commands))
+    help_text = json.dumps(f"The team's CI commands (from {sources}), run last by ci")
+    line = f"{TEAM_TASK_NAME} = {{ sequence = [{steps}], help = {help_text} }}"
+    return TEAM_TASK.sub(lambda _: line, pyproject, count=1)
+
+
 def lock_dependencies(plan: Plan) -> None:
     """The template's pyproject.toml with the team's packages installed beside its own and the
     team's dependencies added, locked with uv in plan.work/merge (a blocker if they cannot be
@@ -442,7 +501,8 @@ def lock_dependencies(plan: Plan) -> None:
     merge = plan.work / "merge"
     shutil.copytree(plan.work / "render", merge)
     pyproject = merge / "pyproject.toml"
-    text = pyproject.read_text()
+    text = with_team_checks(plan, pyproject.read_text())
+    pyproject.write_text(text)
     modules = [plan.package, *plan.packages, *(p for p in existing.src_packages(plan.repo))]
     if len(modules) > 1:
         listed = ", ".join(json.dumps(m) for m in modules)
@@ -510,6 +570,9 @@ def describe(plan: Plan) -> str:
         ("Team dependencies added to pyproject.toml and uv.lock",
          [f"{r} ({s})" for r, s in plan.dependencies]),
         ("Team dependencies the template already has (its version kept)", plan.template_has),
+        (f"The team's CI commands, run last by `poe ci` ({TEAM_TASK_NAME} task)",
+         [f"{command} ({source})" for command, source in plan.ci_commands]),
+        ("The team's CI commands not in poe", plan.ci_left),
         ("Retired (its answers are the ones above; it stays in git history)", plan.retired),
         ("Check", plan.warnings),
     ]  # fmt: skip
@@ -569,7 +632,7 @@ def execute(plan: Plan, template_label: str) -> list[str]:
     for path in written:
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(render_dir / path, repo / path)
-    subject = f"fleet adopt: the template's files as rendered ({template_label})"
+    subject = f"{ADOPTION_COMMIT}the template's files as rendered ({template_label})"
     kept = f"; kept the team's {', '.join(plan.kept)}" if plan.kept else ""
     commit(plan, written, f"{subject}\n\nCopier's render with the answers in {ANSWERS_FILE}{kept}.")
     subjects.append(subject)
@@ -597,7 +660,7 @@ def execute(plan: Plan, template_label: str) -> list[str]:
         recorded = (repo / path).read_text()
         body.append(f"Retired {path} (its answers are in {ANSWERS_FILE}):\n{recorded}")
         git(repo, "rm", "--quiet", "--", path)
-    subject = "fleet adopt: the team's files merged and moved"
+    subject = f"{ADOPTION_COMMIT}the team's files merged and moved"
     commit(plan, touched, subject + ("\n\n" + "\n".join(body) if body else ""))
     subjects.append(subject)
 
@@ -608,7 +671,9 @@ def execute(plan: Plan, template_label: str) -> list[str]:
     for name in plan.packages:
         renamed.update({f: f"src/{f}" for f in tracked_before if f.startswith(f"{name}/")})
     formatted = format_team_files(plan, renamed, env)
-    subject = "fleet adopt: the team's files formatted (ruff; end-of-file, trailing whitespace)"
+    subject = (
+        f"{ADOPTION_COMMIT}the team's files formatted (ruff; end-of-file, trailing whitespace)"
+    )
     if commit(plan, formatted, subject):
         subjects.append(subject)
 
@@ -624,12 +689,12 @@ def execute(plan: Plan, template_label: str) -> list[str]:
     module = ["uv", "run", "--frozen", "python", "-m", plan.package]
     if plan.data:
         run(plan, *module, "adopt-data", str(plan.data.resolve()), "--target", plan.target, env=env)
-        subject = f"fleet adopt: {plan.data.name} is the data set (DVC), first pipeline run"
+        subject = f"{ADOPTION_COMMIT}{plan.data.name} is the data set (DVC){ADOPTION_DONE}"
     else:
         run(plan, *module, "make-data", "--out", RAW_DATA, env=env)
         run(plan, *post_copy().dvc_step([("add", ["add", RAW_DATA]), ("repro", ["repro"])])[1],
             env=env)  # fmt: skip
-        subject = "fleet adopt: the template's sample is the data set (DVC), first pipeline run"
+        subject = f"{ADOPTION_COMMIT}the template's sample is the data set (DVC){ADOPTION_DONE}"
     untracked_before = set(before) - tracked_before
     status = git(repo, "status", "--porcelain", "--untracked-files=all", "-z").split("\0")
     changed = [line[3:] for line in status if len(line) > 3]

@@ -236,6 +236,70 @@ def requirements(repo: Path) -> list[tuple[Requirement, str]]:
     return found
 
 
+def ci_commands(repo: Path) -> list[tuple[str, str]]:
+    """The shell commands the team's CI runs, in order, each with its file: the `run:` steps of
+    the GitHub workflows and the `script:` lines of .gitlab-ci.yml's jobs (a line continued
+    with a backslash is one command)."""
+    found: list[tuple[str, str]] = []
+    for workflow in sorted((repo / ".github" / "workflows").glob("*.y*ml")):
+        source = workflow.relative_to(repo).as_posix()
+        jobs = _yaml(workflow).get("jobs") or {}
+        for job in (job for job in jobs.values() if isinstance(job, dict)):
+            for step in job.get("steps") or []:
+                if isinstance(step, dict) and isinstance(step.get("run"), str):
+                    found += [(command, source) for command in _commands(step["run"])]
+    for name, job in _yaml(repo / ".gitlab-ci.yml").items():
+        if isinstance(job, dict) and not str(name).startswith("."):
+            script = job.get("script") or []
+            for block in [script] if isinstance(script, str) else script:
+                found += [(command, ".gitlab-ci.yml") for command in _commands(str(block))]
+    return found
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(_read(path))
+    except yaml.YAMLError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _commands(script: str) -> list[str]:
+    joined = re.sub(r"[ \t]*\\\n\s*", " ", script)
+    lines = (line.strip() for line in joined.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+# `fleet adopt`'s commits: each subject starts so, and the last one (the data set and the first
+# pipeline run) ends so; an adoption whose newest commit is another one stopped half-way.
+ADOPTION_COMMIT = "fleet adopt: "
+ADOPTION_DONE = ", first pipeline run"
+
+
+def unfinished_adoption(repo: Path) -> str | None:
+    """What a `fleet adopt` that stopped half-way (killed, or a step failed) left, or None."""
+    result = subprocess.run(
+        ["git", "log", "--format=%H %s", f"--grep=^{ADOPTION_COMMIT}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    commits = [line.split(" ", 1) for line in result.stdout.splitlines() if " " in line]
+    commits = [(sha, subject) for sha, subject in commits if subject.startswith(ADOPTION_COMMIT)]
+    if not commits or commits[0][1].endswith(ADOPTION_DONE):
+        return None
+    base = subprocess.run(
+        ["git", "rev-parse", "--short", f"{commits[-1][0]}^"], cwd=repo, capture_output=True,
+        text=True,
+    ).stdout.strip()  # fmt: skip
+    return (
+        f"half-done adoption: `fleet adopt` stopped after `{commits[0][1]}`; go back to before "
+        f"it (`git reset --hard {base}`) and adopt again"
+    )
+
+
 def describe(repo: Path) -> str:
     """One line for the fleet report: what the repository is, before adoption."""
     what = kind(repo)

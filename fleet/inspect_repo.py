@@ -15,6 +15,7 @@ from packaging.version import InvalidVersion, Version
 from fleet import existing, forge
 from fleet.git import GitError, clone, git, origin_url, remote_branches
 from fleet.repos import URL, RepoEntry
+from fleet.team_sections import template_part
 
 ANSWERS_FILE = ".copier-answers.yml"
 SHAPING_ANSWERS = (
@@ -81,6 +82,8 @@ def inspect(entry: RepoEntry, templates: TemplateCache, env: dict[str, str]) -> 
             report.problems.append(f"cannot clone {entry.location}: {error}")
             return report
         answers = read_answers(work, report)
+        if answers is not None and (unfinished := existing.unfinished_adoption(work)):
+            report.problems.append(unfinished)
         if answers is not None:
             template = template_checkout(answers, templates, report)
             if template is not None:
@@ -164,7 +167,8 @@ def render_release(template: Path, answers: dict, dst: Path) -> Path:
 
 
 def drift(work: Path, template: Path, answers: dict) -> list[dict]:
-    """Template-owned files whose content differs from the recorded release's rendering."""
+    """Template-owned files whose content differs from the recorded release's rendering (the
+    team's sections of them aside: fleet/team_sections.py)."""
     with tempfile.TemporaryDirectory(prefix="fleet-render-") as tmp:
         rendered = render_release(template, answers, Path(tmp) / "render")
         changed = []
@@ -175,9 +179,14 @@ def drift(work: Path, template: Path, answers: dict) -> list[dict]:
                 continue  # the answers differ by design; a file deleted on purpose stays deleted
             if ours.read_bytes() == path.read_bytes():
                 continue
+            template = path.read_text(errors="replace")
+            theirs = template_part(relative.as_posix(), template, template)
+            mine = template_part(relative.as_posix(), ours.read_text(errors="replace"), template)
+            if mine == theirs:
+                continue  # only the team's sections differ (fleet/team_sections.py)
             diff = difflib.unified_diff(
-                path.read_text(errors="replace").splitlines(),
-                ours.read_text(errors="replace").splitlines(),
+                theirs.splitlines(),
+                mine.splitlines(),
                 lineterm="",
                 n=0,
             )

@@ -5,13 +5,15 @@ The repositories are made with the real tools: a cookiecutter-data-science (CCDS
 template of our own (tests/ccds_template, written from CCDS's documented layout) rendered with
 the `cookiecutter` package, the same template created with `cruft` (its `.cruft.json`), and a
 hand-made repository. Each has the team's data file (git-ignored where the layout ignores
-data/), code, a notebook and a `.env`.
+data/), code and a notebook (the CCDS-made ones a `.env` too).
 
-Budget: the CCDS repository is adopted for real and taken all the way (`poe ci`, `copier update`
-to the next release, `fleet report`): about three minutes on an idle machine, most of it the
-adoption's lock, sync and first pipeline run. The cruft and hand-made repositories are checked
-through `--plan` (every answer, source, move and dependency, the same code that writes), and the
-refusals stop before anything heavy; none of them runs `poe ci`.
+Budget: two repositories are adopted for real and taken all the way (`poe ci`, `fleet report`
+with no drift, an update to the next release): the cruft-made CCDS one with its own data
+(`--data`, `copier update`), about two and a half minutes on an idle machine, most of it the
+adoption's lock, sync and first pipeline run; and the hand-made one from its git URL with the
+sample (`fleet update`, `copier update`), about two minutes. The plain CCDS repository is checked
+through `--plan` (every answer, source, move and dependency, the same code that writes), the
+refusals stop before anything heavy, and the half-done adoption is killed at its `uv sync`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,21 +124,34 @@ def cruft_repo(tmp_path) -> Path:
 
 @pytest.fixture
 def handmade_repo(tmp_path) -> Path:
-    """A repository made by hand: train.py at the top, pinned requirements.txt, a pytest CI
-    workflow, the data committed in git."""
+    """A repository made by hand: train.py at the top, pinned requirements.txt, a CI workflow
+    (install, then train and pytest), a test with its conftest.py fixture, a notebook, the data
+    committed in git, its own .gitignore."""
     repo = tmp_path / "demand"
     workflows = repo / ".github" / "workflows"
     workflows.mkdir(parents=True)
     (repo / "README.md").write_text("# Demand Forecast\n\nWeekly demand per store.\n")
-    (repo / "train.py").write_text('"""Train the model."""\n\nprint("training")\n')
+    (repo / ".gitignore").write_text(".env\n*.log\n")
+    (repo / "train.py").write_text(
+        '"""Train the model."""\n\nprint("training the team\'s model")\n'
+    )
     (repo / "requirements.txt").write_text("# pinned by the team\ntyper==0.12.5\npandas>=2.2\n")
     (workflows / "ci.yml").write_text(
         "name: ci\non: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n"
         "      - uses: actions/setup-python@v5\n        with:\n"
-        '          python-version: "3.13"\n      - run: pytest\n'
+        '          python-version: "3.13"\n'
+        "      - run: pip install -r requirements.txt\n"
+        "      - run: |\n          python train.py\n          pytest\n"
     )
     (repo / "tests").mkdir()
-    (repo / "tests" / "test_pipeline.py").write_text("def test_nothing():\n    assert True\n")
+    (repo / "tests" / "conftest.py").write_text(
+        "import pytest\n\n\n@pytest.fixture\ndef store_ids():\n    return [1, 2]\n"
+    )
+    (repo / "tests" / "test_pipeline.py").write_text(
+        "def test_stores(store_ids):\n    assert store_ids == [1, 2]\n"
+    )
+    (repo / "notebooks").mkdir()
+    (repo / "notebooks" / "weekly.ipynb").write_text(json.dumps(NOTEBOOK, indent=1) + "\n")
     datasets.write_csv(repo / "data" / "sales.csv", datasets.prices().rows())
     new_repo(repo)
     return repo
@@ -155,15 +171,18 @@ def md5(data: bytes) -> str:
 
 
 @pytest.mark.slow
-def test_adopt_a_ccds_repository_then_ci_update_and_report(
-    ccds_repo, env, template_releases, tmp_path
+def test_adopt_a_cruft_made_ccds_repository_then_ci_update_and_report(
+    cruft_repo, env, template_releases, tmp_path
 ):
-    """A CCDS repository with its data git-ignored: adopted with --defaults --data --target in
-    named commits; every team file kept (byte for byte up to the merge commit, the formatting
-    commit touching only whitespace and Python), the team's package under src/ and importable,
+    """A CCDS repository made with cruft, its data git-ignored: adopted with --defaults --data
+    --target in named commits, the answers from .cruft.json, which is retired (its content in
+    the merge commit's message); every team file kept (byte for byte up to the merge commit,
+    the formatting commit touching only whitespace and Python), the team's package under src/
+    and importable,
     its data DVC-tracked with the same content and pushed nowhere, the tree clean, `poe ci`
-    green, `copier update` to v2.0.0 green without conflict markers, `fleet report` current."""
-    repo = ccds_repo
+    green, `copier update` to v2.0.0 green without conflict markers, `fleet report` current
+    with no drift (the merges are in the template files' team sections)."""
+    repo = cruft_repo
     before = snapshot(repo)
     data = repo / "data" / "raw" / "customers.csv"
     result = fleet(
@@ -173,11 +192,10 @@ def test_adopt_a_ccds_repository_then_ci_update_and_report(
     )  # fmt: skip
     plan = result.stdout
     for line in (
-        "project_name: churn    <- README.md title",
-        "python_version: 3.12    <- pyproject.toml requires-python",
-        "license: MIT    <- LICENSE",
-        "package_name: churn_pipeline    <- 'churn' is the team's package",
-        "churn/ -> src/churn/",
+        "project_name: Fraud Signals    <- .cruft.json context",
+        "python_version: 3.11    <- .cruft.json context",
+        "package_name: fraud_signals_pipeline    <- 'fraud_signals' is the team's package",
+        "fraud_signals/ -> src/fraud_signals/",
         "loguru (requirements.txt)",
         "`/data/` narrowed",
     ):
@@ -192,21 +210,12 @@ def test_adopt_a_ccds_repository_then_ci_update_and_report(
     ]
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
 
-    # Every team file: byte for byte in the merge commit (moved or not), then only formatted.
-    merged = {".gitignore", "pyproject.toml"}
-    moved = {p: f"src/{p}" for p in before if p.startswith("churn/")}
-    tracked = set(git(repo, "ls-files").splitlines())
-    for path, content in before.items():
-        new = moved.get(path, path)
-        if path in merged:
-            continue
-        if new in tracked:
-            assert git_bytes(repo, "HEAD~2", new) == content, f"{path} changed by the merge"
-        else:  # untracked and ignored: data, .env, .gitkeep files in ignored folders
-            assert (repo / new).read_bytes() == content, f"{path} changed"
-    formatting = git(repo, "diff", "--name-only", "HEAD~2", "HEAD~1").splitlines()
-    assert git(repo, "diff", "--ignore-all-space", "--ignore-blank-lines", "HEAD~2", "HEAD~1",
-               "--", *(p for p in formatting if not p.endswith(".py"))) == ""  # fmt: skip
+    package = {p: f"src/{p}" for p in before if p.startswith("fraud_signals/")}
+    assert_team_files_kept(repo, before, package)
+    assert not (repo / ".cruft.json").exists()
+    merge = adoption_commit(repo, "the team's files merged and moved")
+    message = git(repo, "log", "-1", "--format=%B", merge)
+    assert before[".cruft.json"].decode().strip() in message, "its answers recorded as it left"
     for kept in ("README.md", "Makefile", "notebooks/1.0-dt-exploration.ipynb", "setup.cfg"):
         assert (repo / kept).read_bytes() == before[kept]
     team_rules = [line for line in before[".gitignore"].decode().splitlines() if line != "/data/"]
@@ -214,7 +223,7 @@ def test_adopt_a_ccds_repository_then_ci_update_and_report(
     assert all(rule in gitignore.splitlines() for rule in team_rules)
     assert ".env" in git(repo, "status", "--porcelain", "--ignored")
     pyproject = (repo / "pyproject.toml").read_text()
-    assert 'module-name = ["churn_pipeline", "churn"]' in pyproject
+    assert 'module-name = ["fraud_signals_pipeline", "fraud_signals"]' in pyproject
     assert all(name in pyproject for name in ("loguru", "python-dotenv", "tqdm", "typer"))
 
     # The data: DVC-tracked, the same bytes, in DVC's cache only.
@@ -225,9 +234,9 @@ def test_adopt_a_ccds_repository_then_ci_update_and_report(
     assert not (tmp_path / "dvc-remotes").exists(), "adoption pushes nothing"
 
     imported = run(["uv", "run", "--frozen", "python", "-c",
-                    "import churn.dataset, churn_pipeline; print(churn.dataset.__file__)"],
-                   repo, env)  # fmt: skip
-    assert imported.stdout.strip().endswith("src/churn/dataset.py")
+                    "import fraud_signals.dataset as team, fraud_signals_pipeline; "
+                    "print(team.__file__)"], repo, env)  # fmt: skip
+    assert imported.stdout.strip().endswith("src/fraud_signals/dataset.py")
     ci = run(["uv", "run", "--frozen", "poe", "ci"], repo, env)
     assert "quality gate: passed" in ci.stdout + ci.stderr
 
@@ -240,14 +249,66 @@ def test_adopt_a_ccds_repository_then_ci_update_and_report(
     git(repo, "commit", "--quiet", "--no-verify", "-m", "Template v2.0.0")
 
     report = inspect(RepoEntry(str(repo), str(repo)), TemplateCache(tmp_path / "cache"), env)
-    assert (report.release, report.behind, report.problems) == ("v2.0.0", 0, [])
-    assert {d["path"] for d in report.drift} <= merged, "only the merged files differ"
+    assert (report.release, report.behind, report.problems, report.drift) == ("v2.0.0", 0, [], [])
+
+
+def adoption_commit(repo: Path, subject: str) -> str | None:
+    """The sha of the adoption's commit whose subject starts with `fleet adopt: <subject>`."""
+    found = git(repo, "log", "--format=%H %s").splitlines()
+    return next((line.split()[0] for line in found if f" fleet adopt: {subject}" in line), None)
+
+
+def assert_team_files_kept(repo: Path, before: dict[str, bytes], moved: dict[str, str]) -> None:
+    """Every team file of `before` (the merged .gitignore and pyproject.toml, the retired
+    .cruft.json aside) byte for
+    byte in the merge commit, at its place or where `moved` says (an untracked one on disk);
+    then the formatting commit, if any, changes only whitespace outside Python code."""
+    merge = adoption_commit(repo, "the team's files merged and moved")
+    tracked = set(git(repo, "ls-tree", "-r", "--name-only", merge).splitlines())
+    for path, content in before.items():
+        new = moved.get(path, path)
+        if path in {".gitignore", "pyproject.toml", ".cruft.json"}:
+            continue  # merged, or retired
+        if new in tracked:
+            assert git_bytes(repo, merge, new) == content, f"{path} changed by the merge"
+        else:  # untracked and ignored: data, .env, .gitkeep files in ignored folders
+            assert (repo / new).read_bytes() == content, f"{path} changed"
+    formatting = adoption_commit(repo, "the team's files formatted")
+    if formatting:
+        changed = git(repo, "diff", "--name-only", merge, formatting).splitlines()
+        assert set(changed) <= {moved.get(p, p) for p in before}, "only the team's files"
+        assert git(repo, "diff", "--ignore-all-space", "--ignore-blank-lines", merge, formatting,
+                   "--", *(p for p in changed if not p.endswith(".py"))) == ""  # fmt: skip
 
 
 def git_bytes(repo: Path, commit: str, path: str) -> bytes:
     return subprocess.run(
         ["git", "show", f"{commit}:{path}"], cwd=repo, capture_output=True, check=True
     ).stdout
+
+
+def test_plan_of_a_ccds_repository(ccds_repo, env, template_releases, tmp_path):
+    """Lighter (no writing): a CCDS repository's answers come from its README, pyproject.toml
+    and LICENSE, its package moves under src/ and the template's is named around it; its
+    requirements are added and CCDS's `/data/` rule narrowed. (A CCDS repository made with
+    cruft is adopted all the way above.)"""
+    before = snapshot(ccds_repo)
+    data = ccds_repo / "data" / "raw" / "customers.csv"
+    result = fleet("adopt", str(ccds_repo), "--plan", "--data", str(data), "--target", "churned",
+                   "--template", str(template_releases), "--vcs-ref", "v1.0.0", cwd=tmp_path,
+                   env=env, check=True)  # fmt: skip
+    for line in (
+        "cookiecutter repository",
+        "project_name: churn    <- README.md title",
+        "python_version: 3.12    <- pyproject.toml requires-python",
+        "license: MIT    <- LICENSE",
+        "package_name: churn_pipeline    <- 'churn' is the team's package",
+        "churn/ -> src/churn/",
+        "loguru (requirements.txt)",
+        "`/data/` narrowed",
+    ):
+        assert line in result.stdout, f"{line!r} not in the plan:\n{result.stdout}"
+    assert snapshot(ccds_repo) == before
 
 
 def test_plan_of_a_cruft_repository(cruft_repo, env, template_releases, tmp_path):
@@ -288,6 +349,11 @@ def test_plan_of_a_handmade_repository(handmade_repo, env, template_releases, tm
         "ci_providers: github    <- the team's CI files",
         ".github/workflows/ci.yml -> .github/workflows/team-ci.yml",
         "tests/test_pipeline.py -> tests/test_team_pipeline.py",
+        "tests/conftest.py -> tests/team_conftest.py",
+        "The team's CI commands, run last by `poe ci` (team-checks task):\n"
+        "  python train.py (.github/workflows/ci.yml)",
+        "pytest (.github/workflows/ci.yml): `poe ci` runs it (`test`)",
+        "pip install -r requirements.txt (.github/workflows/ci.yml): environment set-up",
         "typer==0.12.5 (requirements.txt)",
         "pandas>=2.2 (requirements.txt)",  # under "already has"
     ):
@@ -390,3 +456,182 @@ def test_interactive_adoption_asks_each_answer_and_confirms(
     assert "package_name: churn_model    <- from the project name" in result.stdout
     assert result.stdout.rstrip().endswith("fleet adopt: nothing was written")
     assert snapshot(ccds_repo) == before and git(ccds_repo, "rev-parse", "HEAD") == head
+
+
+def test_the_teams_sections_of_gitignore_and_pyproject_are_not_drift(
+    env, template_releases, tmp_path
+):
+    """What adoption (and any team) writes in the template's files: rules below .gitignore's
+    marker, dependencies added by `uv add` (here sorted into the template's list, as uv does),
+    its packages listed after the template's in module-name, its CI commands in team-checks;
+    `fleet report` shows no drift.
+    An edit of the template's own lines in the same files still is drift, counted alone."""
+    from fleet.adopt import post_copy
+    from tests.harness.render import render
+
+    answers = {"serving": "none", "package_name": "team_pipeline"}
+    repo = render(template_releases, tmp_path / "team", answers, vcs_ref="v1.0.0")
+    new_repo(repo)
+    gitignore = repo / ".gitignore"
+    gitignore.write_text(gitignore.read_text() + "/data/secrets/\n*.parquet\n")
+    python = post_copy().find_python("3.12")
+    run(["uv", "add", "--frozen", "--python", python, "loguru", "typer==0.12.5"], repo, env)
+    pyproject = repo / "pyproject.toml"
+    text = pyproject.read_text()
+    assert text.index('"loguru"') < text.index('"pandas>=2.2"'), "uv sorted it in"
+    text = text.replace('"team_pipeline"', '["team_pipeline", "churn"]', 1)
+    checks = 'team-checks = { sequence = [{ shell = "python train.py" }] }'
+    pyproject.write_text(re.sub(r"^team-checks = .*$", checks, text, count=1, flags=re.M))
+    assert 'module-name = ["team_pipeline", "churn"]' in pyproject.read_text()
+    assert checks in pyproject.read_text()
+    git(repo, "commit", "--quiet", "--all", "-m", "The team's rules and dependencies")
+
+    templates = TemplateCache(tmp_path / "cache")
+    report = inspect(RepoEntry(str(repo), str(repo)), templates, env)
+    assert (report.release, report.problems, report.drift) == ("v1.0.0", [], [])
+
+    gitignore.write_text(gitignore.read_text().replace("dist/\n", "", 1))
+    pyproject.write_text(pyproject.read_text().replace('"pandas>=2.2"', '"pandas>=2.0"', 1))
+    git(repo, "commit", "--quiet", "--all", "-m", "The team edits the template's lines")
+    report = inspect(RepoEntry(str(repo), str(repo)), templates, env)
+    assert report.drift == [
+        {"path": ".gitignore", "added": 0, "removed": 1},
+        {"path": "pyproject.toml", "added": 1, "removed": 1},
+    ]
+
+
+@pytest.mark.slow
+def test_adopt_a_handmade_repository_from_its_url_with_the_sample(
+    handmade_repo, env, template_releases, tmp_path
+):
+    """A hand-made repository adopted from its git URL (a local file:// remote: offline) with
+    no --data: cloned, every team file kept byte for byte (its CI workflow and test moved
+    beside the template's, its conftest.py still loading), the template's sample as the data
+    set beside the team's, its CI's commands in team-checks; `poe ci` green, running them;
+    `fleet report` current with no drift; `fleet update` takes it up; `copier update` to the
+    next release applies without a conflict."""
+    origin = tmp_path / "remotes" / "demand.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(handmade_repo), str(origin))
+    before = snapshot(handmade_repo)  # all of it is committed: what the clone has
+    work = tmp_path / "work"
+    work.mkdir()
+    result = fleet("adopt", origin.as_uri(), "--defaults", "--template", str(template_releases),
+                   "--vcs-ref", "v1.0.0", cwd=work, env=env, check=True)  # fmt: skip
+    repo = work / "demand"
+    assert "no --data: the template's sample is written to data/raw/dataset.csv" in result.stdout
+    assert git(repo, "remote", "get-url", "origin").strip() == origin.as_uri()
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == ""
+    assert git(repo, "log", "-1", "--format=%s").strip() == (
+        "fleet adopt: the template's sample is the data set (DVC), first pipeline run"
+    )
+    moved = {
+        ".github/workflows/ci.yml": ".github/workflows/team-ci.yml",
+        "tests/test_pipeline.py": "tests/test_team_pipeline.py",
+        "tests/conftest.py": "tests/team_conftest.py",
+    }
+    assert_team_files_kept(repo, before, moved)
+    for kept in ("README.md", "notebooks/weekly.ipynb", "data/sales.csv", "requirements.txt"):
+        assert (repo / kept).read_bytes() == before[kept]
+    assert (
+        (repo / ".gitignore")
+        .read_text()
+        .endswith(
+            "# The team's own rules go below this line: the template never changes them.\n"
+            ".env\n*.log\n"
+        )
+    )
+    raw = repo / "data" / "raw" / "dataset.csv"
+    recorded = yaml.safe_load((repo / "data" / "raw" / "dataset.csv.dvc").read_text())
+    assert recorded["outs"][0]["md5"] == md5(raw.read_bytes())
+    pyproject = (repo / "pyproject.toml").read_text()
+    assert '"typer==0.12.5"' in pyproject
+    assert 'team-checks = { sequence = [{ shell = "python train.py" }]' in pyproject
+
+    ci = run(["uv", "run", "--frozen", "poe", "ci"], repo, env)
+    output = ci.stdout + ci.stderr
+    assert "quality gate: passed" in output and "training the team's model" in output
+    junit = (repo / "reports" / "junit.xml").read_text()
+    assert 'name="test_stores"' in junit, "the team's test ran, with its conftest's fixture"
+    assert "<failure" not in junit and "<error" not in junit
+
+    listed = tmp_path / "repos.txt"
+    listed.write_text(f"{repo} team-d\n")
+    report = json.loads(fleet("report", str(listed), "--format", "json", cwd=tmp_path,
+                              env=env, check=True).stdout)[0]  # fmt: skip
+    assert (report["release"], report["behind"], report["drift"], report["problems"]) == (
+        "v1.0.0", 1, [], []
+    )  # fmt: skip
+    update = fleet("update", str(listed), "--label", "team-d", cwd=tmp_path, env=env, check=True)
+    assert update.stdout.startswith(
+        f"{repo}: reported (template update: version 2.0.0 is available."
+    ), update.stdout  # no forge token: the job says what to do
+
+    run([sys.executable, "-m", "copier", "update", "--defaults", "--trust"], repo, env)
+    assert yaml.safe_load((repo / ".copier-answers.yml").read_text())["_commit"] == "v2.0.0"
+    conflicts = run(["git", "grep", "-l", "-e", "^<<<<<<< ", "--", "."], repo, env, check=False)
+    assert conflicts.stdout == "", f"conflict markers in {conflicts.stdout}"
+    assert not list(repo.rglob("*.rej"))
+    assert (
+        'team-checks = { sequence = [{ shell = "python train.py" }]'
+        in (repo / "pyproject.toml").read_text()
+    )
+
+
+def test_a_half_done_adoption_is_a_problem_in_the_report(
+    handmade_repo, env, template_releases, tmp_path
+):
+    """`fleet adopt` killed after its merge commit (when it starts `uv sync`): the answers file
+    is there, the data set's commit is not; `fleet report` names the half-done adoption and
+    the commit to go back to, and `--strict` fails on it."""
+    base = git(handmade_repo, "rev-parse", "--short", "HEAD").strip()
+    adopting = subprocess.Popen(
+        [sys.executable, "-m", "fleet.cli", "adopt", str(handmade_repo), "--defaults",
+         "--template", str(template_releases), "--vcs-ref", "v1.0.0"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for line in adopting.stdout:
+            if line.startswith("[fleet adopt] $ uv sync"):
+                os.killpg(adopting.pid, 9)
+                break
+    finally:
+        adopting.stdout.close()
+        adopting.wait(timeout=60)
+    assert adopting.returncode == -9, "killed while adopting"
+    assert git(handmade_repo, "log", "-1", "--format=%s").strip() == (
+        "fleet adopt: the team's files merged and moved"
+    )
+    listed = tmp_path / "repos.txt"
+    listed.write_text(f"{handmade_repo}\n")
+    report = fleet("report", str(listed), "--format", "json", "--strict", cwd=tmp_path, env=env)
+    assert report.returncode == 1
+    assert json.loads(report.stdout)[0]["problems"] == [
+        "half-done adoption: `fleet adopt` stopped after `fleet adopt: the team's files merged "
+        f"and moved`; go back to before it (`git reset --hard {base}`) and adopt again"
+    ]
+
+
+def test_the_teams_ci_commands_are_read_from_github_and_gitlab(tmp_path):
+    """Each `run:` step's lines (a backslash continues a command; comments and blank lines
+    left out) and each GitLab job's `script:` lines, in order, with their file; hidden
+    GitLab jobs (`.name`) and `uses:` steps have none."""
+    from fleet.existing import ci_commands
+
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "ci.yml").write_text(
+        "jobs:\n  test:\n    steps:\n      - uses: actions/checkout@v4\n"
+        "      - run: |\n          # quick\n          ruff check . \\\n            --quiet\n\n"
+        "          pytest -x\n"
+    )
+    (tmp_path / ".gitlab-ci.yml").write_text(
+        "stages: [test]\n.base:\n  script: [echo hidden]\n"
+        "lint:\n  script:\n    - make lint\n    - make docs\ntrain:\n  script: python train.py\n"
+    )
+    assert ci_commands(tmp_path) == [
+        ("ruff check . --quiet", ".github/workflows/ci.yml"),
+        ("pytest -x", ".github/workflows/ci.yml"),
+        ("make lint", ".gitlab-ci.yml"),
+        ("make docs", ".gitlab-ci.yml"),
+        ("python train.py", ".gitlab-ci.yml"),
+    ]
