@@ -34,7 +34,7 @@ PARAMS_NOTE = "# Team: tuned on the 2026 data.\n"
 # diffs the result to apply it (the apply itself holds an interrupt until it is done).
 BEFORE_COPIER = ("update", "--trust")
 DURING_COPIER = ("apply", "--reject")
-BEFORE_APPLY = ("diff", "--binary")
+BEFORE_APPLY = ("diff-tree", "--binary")
 
 
 @pytest.fixture(scope="module")

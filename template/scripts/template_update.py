@@ -214,7 +214,9 @@ def transaction(
         if rejects:  # Copier's .rej files may be git-ignored: they are part of the result
             git("add", "--force", "--", *rejects, cwd=tree)
         result = git("write-tree", cwd=tree)
-        diff = subprocess.run(["git", "diff", "--binary", head, result],
+        # Plumbing (diff-tree), so no diff setting of the person's (noprefix, colour, an
+        # external diff) changes the patch that git apply reads.
+        diff = subprocess.run(["git", "diff-tree", "-p", "--binary", head, result],
                               capture_output=True, check=True).stdout  # fmt: skip
         if deferred.is_file():
             plan = json.loads(deferred.read_text())
@@ -225,8 +227,12 @@ def transaction(
             # the terminal's Ctrl-C): it is never stopped half-way.
             signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
             try:
-                applying = subprocess.run(["git", "apply", "--index", "-"], input=diff,
-                                          capture_output=True, start_new_session=True)  # fmt: skip
+                applying = subprocess.run(
+                    ["git", "apply", "--index", "--whitespace=nowarn", "-"],
+                    input=diff,
+                    capture_output=True,
+                    start_new_session=True,
+                )
                 applied = applying.returncode == 0
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)  # a held Ctrl-C comes here
