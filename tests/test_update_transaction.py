@@ -98,6 +98,10 @@ def paused_pid(update: subprocess.Popen, marker: Path, timeout: float = 240) -> 
     raise AssertionError(f"the update never reached the moment ({marker} not written)")
 
 
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def interrupt(update: subprocess.Popen, pid: int, how: signal.Signals) -> tuple[int, str]:
     """SIGINT: Ctrl-C at the terminal (to `uv run poe`'s process group; poe passes it on).
     SIGTERM: to the held process itself (poe answers a SIGTERM of its own by killing the task,
@@ -139,10 +143,27 @@ def test_an_interrupted_update_changes_nothing_and_the_next_one_completes(behind
         returncode, output = interrupt(update, pid, how)
         assert returncode != 0, f"{moment}: {output}"
         assert snapshot(project) == before, f"{moment}: the tree changed\n{output}"
-        if how != signal.SIGKILL:  # a killed run cannot clean up: the next run does
+        if how != signal.SIGKILL:  # a killed run cannot say anything
             assert "template update: interrupted; nothing changed; run again" in output, (
                 f"{moment}: {returncode}\n{output}")  # fmt: skip
-            assert leftovers(project, env) == [], moment
+    # `kill -9` of the command alone, Copier running: the orphaned Copier holds the update's
+    # lock, so a run meanwhile is refused before doing anything; once it ends, the next run
+    # clears what it left.
+    pause, marker = pausing_before(tmp_path / "pause", *DURING_COPIER)
+    update = start_update(project, {**env, **pause})
+    copier = paused_pid(update, marker)
+    uv_tool = parent(copier)
+    command = parent(uv_tool)
+    assert "template_update.py" in Path(f"/proc/{command}/cmdline").read_text()
+    os.kill(command, signal.SIGKILL)
+    update.wait(timeout=120)  # uv and poe end; the orphans keep their output pipes open
+    refused = run(["uv", "run", "poe", "update"], project, env, check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "another template update is running in this repository" in refused.stderr
+    assert snapshot(project) == before
+    os.kill(copier, signal.SIGKILL)
+    assert wait_gone(copier, 30) and wait_gone(uv_tool, 30)
+    update.communicate(timeout=60)
     done = run(["uv", "run", "poe", "update"], project, env, timeout=600)
     output = done.stdout + done.stderr
     assert "template update: applied; review it" in output, output

@@ -121,7 +121,14 @@ class UpdateError(RuntimeError):
 
 
 class UpdateInterrupted(UpdateError):
-    """Ctrl-C or SIGTERM before the result was applied."""
+    """Ctrl-C or SIGTERM before the result was applied. Said at once, before the clean-up:
+    poe kills a task that has not ended 1.6 s after a Ctrl-C (the next run clears what that
+    leaves)."""
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+        print("template update: interrupted; nothing changed; run again", file=sys.stderr,
+              flush=True)  # fmt: skip
 
 
 class AppliedButInterrupted(Exception):
@@ -155,16 +162,21 @@ def git(*args: str, cwd: Path | None = None) -> str:
 
 
 @contextmanager
-def one_update_at_a_time() -> Iterator[None]:
-    """Held for the whole update (the kernel drops it when the process dies, even by SIGKILL),
-    so a second update never takes the first one's worktree for a killed run's leftovers."""
+def one_update_at_a_time() -> Iterator[int]:
+    """A lock held for the whole update, so a second update never takes the first one's
+    worktree for a killed run's leftovers; its file descriptor, which Copier inherits: a
+    Copier left running by a `kill -9` of this command holds it until it ends. The kernel
+    drops it when the last holder dies, even by SIGKILL."""
     common = Path(git("rev-parse", "--git-common-dir")).resolve()
     with open(common / "template-update.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UpdateError("another template update is running in this repository") from None
-        yield
+            raise UpdateError(
+                "another template update is running in this repository (or the Copier of one "
+                "that was killed is finishing): wait for it and run again"
+            ) from None
+        yield lock.fileno()
 
 
 def clear_leftovers() -> None:
@@ -180,7 +192,7 @@ def clear_leftovers() -> None:
 
 
 def transaction(
-    copier_args: list[str], copier_env: dict[str, str]
+    copier_args: list[str], copier_env: dict[str, str], lock: int
 ) -> tuple[list[str], dict | None]:
     """Run `copier update` (with copier_env) in a temporary worktree at HEAD and apply its
     result to this tree in one `git apply --index` (it checks the whole patch before writing
@@ -205,7 +217,7 @@ def transaction(
         env = {**copier_env, "TMPDIR": str(work / "tmp"), "TEMPLATE_UPDATE_TREE": str(root),
                "TEMPLATE_UPDATE_DEFERRED": str(deferred)}  # fmt: skip
         copier = subprocess.run([*COPIER, "update", "--trust", "--defaults", *copier_args],
-                                cwd=tree, env=env)  # fmt: skip
+                                cwd=tree, env=env, pass_fds=(lock,))  # fmt: skip
         if copier.returncode:
             raise UpdateError("copier update failed (its output is above)")
         found = conflicts(tree)
@@ -284,8 +296,8 @@ def run_deferred(plan: dict, env: dict[str, str]) -> list[str]:
 def update(copier_args: list[str], copier_env: dict[str, str], env: dict[str, str]) -> Outcome:
     """The whole update: the transaction, then the deferred post-update steps (with env)."""
     try:
-        with one_update_at_a_time():
-            found, plan = transaction(copier_args, copier_env)
+        with one_update_at_a_time() as lock:
+            found, plan = transaction(copier_args, copier_env, lock)
     except KeyboardInterrupt:  # before the worktree was made: nothing was written
         raise UpdateInterrupted from None
     if plan is None:
@@ -404,7 +416,6 @@ if __name__ == "__main__":
     try:
         sys.exit(main_update(sys.argv[2:]) if sys.argv[1:2] == ["update"] else main())
     except UpdateInterrupted:
-        print("template update: interrupted; nothing changed; run again", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:
         print("template update: interrupted", file=sys.stderr)
