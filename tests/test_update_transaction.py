@@ -29,9 +29,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("update-transaction")]
 TEAM_HOOK_NOTE = "# Team: reviewed by the ML platform team.\n"
 PARAMS_NOTE = "# Team: tuned on the 2026 data.\n"
 # Moments of an update, as the command each process is about to start when it is held: the
-# update command before it starts Copier; Copier (its temporary copy of the repository half
-# updated) before it applies the template's changes; the command, Copier done, before it
-# diffs the result to apply it (the apply itself holds an interrupt until it is done).
+# update command before it makes its worktree (its temporary directory made), and before it
+# starts Copier; Copier (its temporary copy of the repository half updated) before it applies
+# the template's changes; the command, Copier done, before it diffs the result to apply it
+# (the apply itself holds an interrupt until it is done).
+BEFORE_WORKTREE = ("worktree", "add")
 BEFORE_COPIER = ("update", "--trust")
 DURING_COPIER = ("apply", "--reject")
 BEFORE_APPLY = ("diff-tree", "--binary")
@@ -127,6 +129,7 @@ def test_an_interrupted_update_changes_nothing_and_the_next_one_completes(behind
     commit(project, "Team edits")
     before = snapshot(project)
     moments = [
+        (BEFORE_WORKTREE, signal.SIGKILL),
         (BEFORE_COPIER, signal.SIGINT),
         (BEFORE_COPIER, signal.SIGKILL),
         (DURING_COPIER, signal.SIGINT),

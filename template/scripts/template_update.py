@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -179,8 +180,17 @@ def one_update_at_a_time() -> Iterator[int]:
         yield lock.fileno()
 
 
+def run_prefix() -> str:
+    """The name this repository's runs start with: RUN_PREFIX and its git directory's hash."""
+    common = str(Path(git("rev-parse", "--git-common-dir")).resolve())
+    return f"{RUN_PREFIX}{hashlib.sha256(common.encode()).hexdigest()[:12]}."
+
+
 def clear_leftovers() -> None:
-    """Remove the worktrees (and temporary files) of runs that were killed."""
+    """Remove the worktrees and temporary directories of this repository's runs that were
+    killed (one killed before its worktree was made is found by its name)."""
+    for leftover in Path(tempfile.gettempdir()).glob(f"{run_prefix()}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     listed = git("worktree", "list", "--porcelain").splitlines()
     for line in listed:
         tree = Path(line.removeprefix("worktree "))
@@ -206,7 +216,7 @@ def transaction(
     root = Path(git("rev-parse", "--show-toplevel"))
     head = git("rev-parse", "HEAD")
     clear_leftovers()
-    work = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
+    work = Path(tempfile.mkdtemp(prefix=run_prefix()))
     tree = work / "tree"
     (work / "tmp").mkdir()  # Copier's own temporary copies go with the run's directory
     deferred = work / "deferred.json"
