@@ -22,10 +22,17 @@ without a version, stage "after"), before the team reviews and commits:
   are the template's, and deploy/smoke-request.json is the team's. Local history that git
   ignores (MLflow's `mlruns/`) stays, and the hook says where it is.
 A failure does not undo the update: it says what to run by hand.
+
+Run by the generated repository's `poe update` (scripts/template_update.py), Copier works in a
+temporary git worktree, where what git ignores (the data, `.venv`) is not. There
+TEMPLATE_UPDATE_TREE names the team's tree, where those are looked for, and the steps that need
+it (every step but `uv lock`) are written to the JSON file TEMPLATE_UPDATE_DEFERRED instead of
+run: the command runs them in the team's tree once the update is applied.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -93,7 +100,10 @@ def remove_leftovers(answers: dict, previous: dict) -> list[str]:
         )
         removed.append(path)
     for (question, value), (path, note) in LOCAL_HISTORY.items():
-        if previous.get(question) == value != answers.get(question) and Path(path).exists():
+        if (
+            previous.get(question) == value != answers.get(question)
+            and (team_tree() / path).exists()
+        ):
             print(f"[post-update] {note}", flush=True)
     return removed
 
@@ -106,15 +116,21 @@ def previous_answers() -> dict:
     return yaml.safe_load(shown.stdout) or {}
 
 
+def team_tree() -> Path:
+    """Where git-ignored files (the data, .venv, mlruns/) are: the team's tree, which is not
+    the current directory when Copier runs in `poe update`'s temporary worktree."""
+    return Path(os.environ.get("TEMPLATE_UPDATE_TREE", "."))
+
+
 def steps(
-    answers: dict, previous: dict, rewritten: Sequence[Path] = ()
+    answers: dict, previous: dict, rewritten: Sequence[Path] = (), tree: Path = Path(".")
 ) -> list[tuple[str, list[str]]]:
-    """The commands this update needs, as (description, command)."""
+    """The commands this update needs, as (description, command); tree is where the data is."""
     result = [("lock dependencies", ["uv", "lock"]), ("install environment", ["uv", "sync"])]
     if rewritten:
         ruff = ["uv", "run", "ruff", "check", "--select", "I", "--fix", "--quiet"]
         result.append(("sort the rewritten imports", [*ruff, *map(str, rewritten)]))
-    if Path(RAW_DATA).is_file() and not Path(f"{RAW_DATA}.dvc").exists():
+    if (tree / RAW_DATA).is_file() and not Path(f"{RAW_DATA}.dvc").exists():
         result.append(("track the data with DVC", ["uv", "run", "dvc", "add", RAW_DATA]))
     if any(answers.get(name) != previous.get(name) for name in REMOTE_ANSWERS):
         url = (
@@ -181,7 +197,8 @@ def main() -> int:
             f"src/{answers['package_name']}/mlops/ (api.py where it offers the names)",
             flush=True,
         )
-    if not Path(RAW_DATA).exists() and not Path(f"{RAW_DATA}.dvc").exists():
+    tree = team_tree()
+    if not (tree / RAW_DATA).exists() and not Path(f"{RAW_DATA}.dvc").exists():
         print(
             f"[post-update] {RAW_DATA} is missing and no .dvc file tracks it (the bundled "
             "sample's `data` stage is gone from dvc.yaml): bring it back from the commit before "
@@ -197,8 +214,14 @@ def main() -> int:
     discarded = discard_conflicted_lock()
     if discarded:
         print(f"[post-update] {discarded}", flush=True)
+    todo = steps(answers, previous, rewritten, tree)
+    deferred = os.environ.get("TEMPLATE_UPDATE_DEFERRED")
+    if deferred:  # `poe update`: only `uv lock` here; the rest in the team's tree, after
+        env = {"UV_PYTHON": python} if python else {}
+        Path(deferred).write_text(json.dumps({"env": env, "steps": todo[1:]}))
+        todo = todo[:1]
     failed = []
-    for description, command in steps(answers, previous, rewritten):
+    for description, command in todo:
         print(f"[post-update] {description}: {shlex.join(command)}", flush=True)
         if subprocess.run(command, env=lock_environment()).returncode != 0:
             failed.append(shlex.join(command))

@@ -243,8 +243,11 @@ def test_conflicting_scheduled_update_is_proposed_with_its_conflicts_and_fails(
     pushed = git(origin, "show", f"{branch}:.pre-commit-config.yaml")
     assert "<<<<<<< " in pushed and TEMPLATE_V2_NOTE in pushed and "# Team: hooks" in pushed
     # The job's own output says so too, and shows post-update's failing `uv lock`.
-    assert f"template update: FAILED: {branch} is pushed with 2 problem(s)" in result.stderr
+    assert f"template update: FAILED: {branch} is pushed with 3 problem(s)" in result.stderr
     assert "- conflict: .pre-commit-config.yaml" in result.stderr
+    # uv sync, which post-update leaves for the job's own tree, fails the same way: shown.
+    assert "- post-update command failed, run it: uv sync\n" in result.stderr
+    assert "- post-update command failed, run it: uv sync\n" in calls
     assert "[post-update] lock dependencies: uv lock" in output
     assert "these commands failed" in output and "    uv lock" in output
     # Next week's run opens no second request, and stays red while the markers are there.
@@ -254,6 +257,31 @@ def test_conflicting_scheduled_update_is_proposed_with_its_conflicts_and_fails(
     assert f"{branch} still has conflict markers" in again.stderr
     assert "- conflict: .pre-commit-config.yaml" in again.stderr
     assert (tmp_path / "gh-standin" / "calls.log").read_text() == calls
+
+
+@pytest.mark.slow
+def test_a_git_hook_that_refuses_the_update_fails_the_job_with_its_output(
+    one_release_behind, tmp_path, offline_uv_env
+):
+    """The update is committed as any commit is (no --no-verify): a pre-commit hook that
+    refuses conflict markers (git's own `diff --check`, as the generated hooks do with
+    check-merge-conflict) stops the job with the hook's words, and nothing is pushed."""
+
+    def refusing_hook(work: Path) -> None:
+        conflicting_edits(work)
+        hook = work / ".git" / "hooks" / "pre-commit"
+        hook.write_text("#!/bin/sh\nexec git diff --cached --check\n")
+        hook.chmod(0o755)
+
+    result, origin, calls = scheduled_update(
+        one_release_behind, tmp_path, offline_uv_env, refusing_hook
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    refused = "template update: FAILED: git commit refused the update on template-update/2.0.0"
+    assert f"{refused} (nothing pushed)" in result.stderr
+    assert ".pre-commit-config.yaml:1: leftover conflict marker" in result.stderr
+    assert "- conflict: .pre-commit-config.yaml" in result.stderr
+    assert git(origin, "branch", "--list", "template-update/*") == "" and calls == ""
 
 
 @pytest.mark.slow

@@ -145,6 +145,23 @@ def test_plan_writes_the_sample_only_where_there_is_no_data_and_tracks_it_with_d
             assert names.index("bundled sample data") < names.index(track)
 
 
+def test_update_looks_for_the_data_in_the_teams_tree(tmp_path, monkeypatch):
+    """`poe update` runs Copier in a worktree, where the git-ignored data is not: the data
+    (to put under DVC) is looked for in the team's tree that the command names."""
+    team = tmp_path / "team"
+    (team / "data" / "raw").mkdir(parents=True)
+    (team / "data" / "raw" / "dataset.csv").write_text("x,y\n1,0\n")
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    monkeypatch.chdir(worktree)
+    answers = {"dvc_remote": "none", "dvc_remote_url": ""}
+    track = ("track the data with DVC", ["uv", "run", "dvc", "add", "data/raw/dataset.csv"])
+    assert track in post_update.steps(answers, answers, (), team)
+    assert track not in post_update.steps(answers, answers)  # the worktree has no data
+    monkeypatch.setenv("TEMPLATE_UPDATE_TREE", str(team))
+    assert post_update.team_tree() == team
+
+
 def test_update_writes_the_bundled_contract_only_into_a_repository_without_one(tmp_path):
     # A repository from a release before schema.yaml: the team-owned file is not rendered by an
     # update, so the post-update task writes the template's copy.

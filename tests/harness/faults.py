@@ -3,7 +3,9 @@
 A `sitecustomize` module on PYTHONPATH is imported by every Python process the project starts
 (uv run, poe, DVC's stages); the one below acts only in the train stage: it makes joblib.dump
 write half of the model to the path it was given, then records the process id and waits to be
-killed. The test then stops the stage (or poe) exactly while the model is being saved.
+killed. The test then stops the stage (or poe) exactly while the model is being saved. The
+other (PAUSE) holds any Python process, the update command or Copier, just before it starts a
+chosen command, so that a test interrupts an update at that moment.
 Disks that are full or read-only are small tmpfs mounts.
 """
 
@@ -39,6 +41,41 @@ if "train" in sys.argv and os.environ.get("FAULT_SAVING_MARKER"):
 
     _dump, joblib.dump = joblib.dump, _half_a_model
 """
+
+
+PAUSE = """
+import os
+import subprocess
+import time
+
+_words = os.environ.get("FAULT_PAUSE_BEFORE", "").split()
+_marker = os.environ.get("FAULT_PAUSE_MARKER", "")
+
+if _words and _marker:
+    _start = subprocess.Popen.__init__
+
+    def _paused_start(self, args, *more, **options):
+        argv = [str(arg) for arg in args] if isinstance(args, (list, tuple)) else [str(args)]
+        if all(word in argv for word in _words) and not os.path.exists(_marker):
+            with open(_marker, "w") as marker:
+                marker.write(str(os.getpid()))
+            time.sleep(300)  # interrupted here
+        _start(self, args, *more, **options)
+
+    subprocess.Popen.__init__ = _paused_start
+"""
+
+
+def pausing_before(directory: Path, *words: str) -> tuple[dict[str, str], Path]:
+    """The environment under which the first Python process about to start a command holding
+    all of words (argv items) waits instead, once, and the file that then holds its pid."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(PAUSE)
+    marker = directory / "paused.pid"
+    marker.unlink(missing_ok=True)
+    env = {"PYTHONPATH": str(directory), "FAULT_PAUSE_BEFORE": " ".join(words),
+           "FAULT_PAUSE_MARKER": str(marker)}  # fmt: skip
+    return env, marker
 
 
 def saving_blocks(directory: Path) -> tuple[dict[str, str], Path]:
