@@ -32,11 +32,12 @@ is left, the generated repository's own tests pass on the adopted data (the test
 the contract: data validation, the API, drift monitoring, model quality), and the served API
 answers one row of the table as the team's client sends it (left-out columns included).
 
-The full `uv run poe ci` (lint, type check, pipeline, every generated test, the quality gate)
-runs on one of them, cars (the regression with an identifier, a date and missing targets): on
-every table it would take minutes each, over the suite's budget, and what it adds beyond the
-generated tests run here (lint, types, the pipeline's and the gate's own tests) does not depend
-on the table.
+Each table's data validation and quality gate run as `poe ci` runs them (`poe validate-data`,
+`poe gate`): they judge the table's data and the model trained on it. The full `uv run poe ci`
+(lint, type check, pipeline, every generated test, the quality gate) runs on one of them, cars
+(the regression with an identifier, a date and missing targets): on every table it would take
+minutes each, over the suite's budget, and what it adds beyond the checks run here (lint,
+types, the pipeline's own tests) does not depend on the table.
 
 Time, measured on the 2-core machine under a load average of 3 to 5: a table takes 75 to 100 s
 (adopt-data's `dvc repro` about 45 s of it, five Python processes; the generated tests 10 to 40
@@ -257,5 +258,10 @@ def test_a_real_table_is_adopted_and_served(table, project, env, tmp_path):
         pytest_run = ["uv", "run", "pytest", "-q", "-p", "no:cacheprovider", *GENERATED_TESTS]
         tests = run(pytest_run, project, env, check=False, timeout=1800)
         assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr[-3000:]
+        # poe ci's data validation and quality gate, which judge this table's data and model
+        checks = run(["uv", "run", "sh", "-c", "poe validate-data && poe gate"], project, env,
+                     check=False)  # fmt: skip
+        assert checks.returncode == 0, checks.stdout[-5000:] + checks.stderr[-3000:]
+        assert "quality gate: passed" in checks.stdout
 
     assert_api_answers(project, first_labelled_row(csv_file, table.target), table, tmp_path)
