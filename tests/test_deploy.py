@@ -25,6 +25,7 @@ and each CI provider's pipeline that calls them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import importlib.util
 import json
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,10 +43,12 @@ import yaml
 
 from tests.harness import github, gitlab, jenkins
 from tests.harness.ci_run import record_and_assert
-from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.ci_variants import ALL_PROVIDERS, MLFLOW_DEPLOY
 from tests.harness.commands import run
 from tests.harness.dvc import point_remote, remote_dir
 from tests.harness.git import commit, git
+from tests.harness.registry import Project as Registered
+from tests.harness.registry import retrain
 from tests.harness.render import REPO_ROOT, clone, render
 from tests.harness.services import buildah_env, free_port
 
@@ -153,12 +157,12 @@ def _publish(env: dict[str, str], image: str, name: str) -> None:
         run(["docker", *command], Path("/"), env)
 
 
-@pytest.fixture
-def staging(ssh_host, docker_env, tmp_path) -> dict[str, str]:
-    """The staging environment's settings: the SSH host, a free port for the API, its own
-    directory on the host; the compose project is taken down afterwards."""
+@contextlib.contextmanager
+def _environment(name: str, ssh_host, docker_env, directory: Path) -> Iterator[dict[str, str]]:
+    """An environment's settings: the SSH host, a free port for the API, its own directory on
+    the host; its compose project is taken down afterwards."""
     port = free_port()
-    environments = Path(ssh_host["DEPLOY_DIR"]) / tmp_path.name
+    environments = Path(ssh_host["DEPLOY_DIR"]) / directory.name
     environments.mkdir()
     settings = {
         **ssh_host,
@@ -167,14 +171,29 @@ def staging(ssh_host, docker_env, tmp_path) -> dict[str, str]:
         "DEPLOY_PORT": str(port),
         "DEPLOY_SMOKE_TIMEOUT": "45",  # the image is healthy in seconds here; fail sooner
     }
-    yield settings
-    if (environments / COMPOSE_PROJECT).is_dir():
-        subprocess.run(
-            ["docker-compose", "-p", COMPOSE_PROJECT, "down", "--volumes"],
-            cwd=environments / COMPOSE_PROJECT,
-            env={**os.environ, **docker_env},
-            capture_output=True,
-        )
+    try:
+        yield settings
+    finally:
+        compose_project = f"my-model-{name}"
+        if (environments / compose_project).is_dir():
+            subprocess.run(
+                ["docker-compose", "-p", compose_project, "down", "--volumes"],
+                cwd=environments / compose_project,
+                env={**os.environ, **docker_env},
+                capture_output=True,
+            )
+
+
+@pytest.fixture
+def staging(ssh_host, docker_env, tmp_path) -> Iterator[dict[str, str]]:
+    with _environment("staging", ssh_host, docker_env, tmp_path) as settings:
+        yield settings
+
+
+@pytest.fixture
+def production(ssh_host, docker_env, tmp_path) -> Iterator[dict[str, str]]:
+    with _environment("production", ssh_host, docker_env, tmp_path) as settings:
+        yield settings
 
 
 def _releases(staging: dict[str, str]) -> list[str]:
@@ -249,6 +268,125 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     assert _running_image(env, COMPOSE_PROJECT) == good
     assert _releases(staging) == [good]
     assert _get(f"{url}/health") == {"status": "ok"}
+
+
+# --- deploys by stage: the model registry's version, rolled back by moving the stage ----------
+
+
+def _version_image(project: Registered, base: str, name: str, env: dict[str, str]) -> None:
+    """The image a version's release tag builds, made quickly: the project's image with the
+    clone's pipeline outputs layered over it (the Dockerfile's own COPY lines) instead of a
+    second full docker-build. Pushed to the local registry, not left on the daemon."""
+    (project.path / "version.Dockerfile").write_text(
+        f"FROM {base}\n"
+        "COPY --chown=10001:10001 params.yaml dvc.lock ./\n"
+        "COPY --chown=10001:10001 models ./models\n"
+        "COPY --chown=10001:10001 reports/metrics.json ./reports/metrics.json\n"
+    )
+    build = ["docker", "build", "-f", "version.Dockerfile", "--tag", name, "."]
+    for command in (build, ["docker", "push", name], ["docker", "image", "rm", name]):
+        run(command, project.path, env)
+    (project.path / "version.Dockerfile").unlink()
+
+
+def _deploy(project: Registered, env: dict[str, str], check: bool = True):
+    """`poe deploy production` (the task's command, with the project's own interpreter)."""
+    command = [project.python, "scripts/deploy.py", "deploy", "production"]
+    return run(command, project.path, env, check=check)
+
+
+def _served(settings: dict[str, str]) -> dict:
+    return _get(f"{settings['DEPLOY_URL']}/metadata")
+
+
+def _release_lines(settings: dict[str, str]) -> list[str]:
+    log = Path(settings["DEPLOY_DIR"]) / "my-model-production" / "releases.log"
+    return log.read_text().splitlines()
+
+
+def walk_deploys_by_stage(
+    project: Registered, base: str, settings: dict[str, str], docker_env: dict[str, str]
+) -> dict[str, str]:
+    """Register v1.0.0 and (retrained) v1.1.0, each with the image its tag builds; give
+    production to v1.0.0, deploy, move it to v1.1.0, deploy, move it back (the rollback) and
+    deploy: each time /metadata serves the stage's version and its model. The md5 of each
+    version's model, by version."""
+    env = {**project.env, **docker_env, **settings}
+    image = f"{docker_env['REGISTRY']}/my-model"  # scripts/image.py: <registry>/<project>
+    project.cli("register", "--version", "v1.0.0")
+    _version_image(project, base, f"{image}:v1.0.0", env)
+    retrain(project)
+    project.cli("register", env={"RELEASE_TAG": "v1.1.0"})  # as the CD job runs it
+    _version_image(project, base, f"{image}:v1.1.0", env)
+    md5s = {version: v["model_md5"] for version, v in project.models().items()}
+    assert md5s["v1.0.0"] != md5s["v1.1.0"], "two different models"
+
+    for version in ("v1.0.0", "v1.1.0", "v1.0.0"):  # the last: the rollback
+        project.cli("promote", version, "production")
+        deployed = _deploy(project, env).stdout
+        assert f"the registry's production stage is model version {version}" in deployed
+        assert f"{image}:{version} (model {version}, production) is live" in deployed, deployed
+        assert f"serving model version {version}, stage production" in deployed
+        served = _served(settings)
+        assert (served["model_version"], served["model_stage"]) == (version, "production")
+        assert served["model_md5"] == md5s[version], "the version's own model is served"
+        assert _running_image(env, "my-model-production") == f"{image}:{version}"
+    assert _release_lines(settings)[-3:] == [
+        f"{image}:{v} {v} production" for v in ("v1.0.0", "v1.1.0", "v1.0.0")
+    ]
+    return md5s
+
+
+@pytest.mark.xdist_group("deploy")
+def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
+    generated_projects, images, production, docker_env, tmp_path
+):
+    """GTO (the registry as git tags). Before any version holds production, the build's image
+    is deployed, and the log says so. After the walk, an image that does not carry its
+    version's model fails the smoke test and is rolled back automatically."""
+    project = Registered(generated_projects(SSH_VARIANT), tmp_path / "my-model", {})
+    env = {**project.env, **docker_env, **production}
+    good = images["good"]
+
+    unheld = _deploy(project, {**env, "IMAGE": good}).stdout
+    assert (
+        "production: no model version holds the stage production in the registry: deploying "
+        f"this build's image {good}" in unheld
+    ), unheld
+    served = _served(production)
+    assert served["model_stage"] is None and served["model_version"] == served["model_md5"]
+
+    md5s = walk_deploys_by_stage(project, good, production, docker_env)
+    assert _release_lines(production)[0] == good
+
+    # v1.1.0's tag pushed an image with v1.0.0's model in it: the smoke test refuses it.
+    image = f"{docker_env['REGISTRY']}/my-model"
+    _publish(env, f"{image}:v1.0.0", f"{image}:v1.1.0")
+    project.cli("promote", "v1.1.0", "production")
+    failed = _deploy(project, env, check=False)
+    assert failed.returncode == 1, failed.stdout
+    assert (
+        f"serves the model with md5 {md5s['v1.0.0']}, not version v1.1.0's ({md5s['v1.1.0']})"
+        in failed.stdout
+    ), failed.stdout
+    assert "the registry still gives production to v1.1.0" in failed.stderr, failed.stderr
+    assert _served(production)["model_version"] == "v1.0.0", "the previous release answers"
+    assert _release_lines(production)[-1] == f"{image}:v1.0.0 v1.0.0 production"
+    project.close()
+
+
+@pytest.mark.xdist_group("deploy")
+def test_mlflow_deploys_the_alias_version_and_rolls_back_by_moving_the_alias(
+    generated_projects, images, production, docker_env, tmp_path
+):
+    """MLflow's registry (a fresh SQLite store, as tests/test_model_registry.py): the stage is
+    an alias of the registered model."""
+    store = f"sqlite:///{tmp_path / 'registry.db'}"
+    project = Registered(
+        generated_projects(MLFLOW_DEPLOY), tmp_path / "my-model", {"MLFLOW_TRACKING_URI": store}
+    )
+    walk_deploys_by_stage(project, images["good"], production, docker_env)
+    project.close()
 
 
 # --- kubernetes target: manifests ---------------------------------------------------------------
