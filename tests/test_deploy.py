@@ -455,8 +455,9 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path, monkeypa
     # API_KEY, the Secret the Deployment reads it from (named after its content's hash).
     backend = _load_script(project, "deploy_backend")
     monkeypatch.chdir(project)  # it reads the overlays relative to the repository root
-    image = "registry.example.com/churn:1.2.0"
-    wrapper = backend.kustomization("churn-model", "production", image, tmp_path, API_KEY)
+    image = "registry.example.com/churn:v1.2.0"
+    model = {"MODEL_VERSION": "v1.2.0", "MODEL_STAGE": "production"}  # deployed by stage
+    wrapper = backend.kustomization("churn-model", "production", image, tmp_path, API_KEY, model)
     assert (wrapper / "api-key").stat().st_mode & 0o077 == 0
     documents = _kustomize(wrapper)
     _validate(documents, tmp_path, "wrapped")
@@ -467,6 +468,10 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path, monkeypa
     assert base64.b64decode(secret["data"]["api-key"]).decode() == API_KEY
     key_ref = _env_var(deployment, "API_KEY")["valueFrom"]["secretKeyRef"]
     assert key_ref["name"] == secret["metadata"]["name"] != "churn-model-api-key"
+    # The model version and stage, in the pod template: a rollout undo brings back its own.
+    for name, value in model.items():
+        assert _env_var(deployment, name)["value"] == value
+    assert _env_var(deployment, "UVICORN_WORKERS")["value"] == "1", "the base's env is kept"
     print("\nkubectl apply to a cluster: not run (no Kubernetes cluster is reachable here)")
 
 
@@ -487,29 +492,36 @@ def test_a_release_that_fails_to_start_is_rolled_back(template_src, tmp_path, mo
     created) rolls back like a failed smoke test: the previous release is started again."""
     project = render(template_src, tmp_path / "project", {"deploy_target": "kubernetes"})
     deploy = _load_script(project, "deploy")
-    monkeypatch.setattr(deploy, "smoke_test", lambda url, api_key=None: None)
+    monkeypatch.setattr(deploy, "smoke_test", lambda url, api_key=None, **expected: None)
+    first = deploy.Release("app:v1", "v1.0.0", "staging")
+    second = deploy.Release("app:v2", "v1.1.0", "staging")
 
     class Target:  # the back-end interface deploy() drives (deploy_backend.Backend)
-        started: list[str] = []
+        started: list = []
 
         def running(self):
-            return "app:v1"
+            return first
 
-        def start(self, image):
-            self.started.append(image)
-            if image == "app:v2":
+        def start(self, release):
+            self.started.append(release)
+            if release == second:
                 raise deploy.DeployError("compose up failed")
 
         def wait_ready(self):
             pass
 
-        def passed(self, image):
+        def passed(self, release):
             raise AssertionError("a failed release is never recorded as passed")
 
     target = Target()
-    with pytest.raises(deploy.DeployError, match="app:v2 failed to start and was rolled back"):
-        deploy.deploy(target, "staging", "app:v2", "http://unused", None)
-    assert target.started == ["app:v2", "app:v1"]
+    with pytest.raises(deploy.DeployError) as failed:
+        deploy.deploy(target, "staging", second, "http://unused", None)
+    assert (
+        "staging: app:v2 (model v1.1.0, staging) failed to start and was rolled back to app:v1 "
+        "(model v1.0.0, staging), which is answering again; the registry still gives staging "
+        "to v1.1.0" in str(failed.value)
+    )
+    assert target.started == [second, first], "the earlier release with its own model version"
 
 
 # --- each provider's CD pipeline deploys (run locally with tests/harness's runners) -------------
