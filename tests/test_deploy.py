@@ -275,18 +275,18 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
 
 def _version_image(project: Registered, base: str, name: str, env: dict[str, str]) -> None:
     """The image a version's release tag builds, made quickly: the project's image with the
-    clone's pipeline outputs layered over it (the Dockerfile's own COPY lines) instead of a
-    second full docker-build. Pushed to the local registry, not left on the daemon."""
-    (project.path / "version.Dockerfile").write_text(
-        f"FROM {base}\n"
-        "COPY --chown=10001:10001 params.yaml dvc.lock ./\n"
-        "COPY --chown=10001:10001 models ./models\n"
-        "COPY --chown=10001:10001 reports/metrics.json ./reports/metrics.json\n"
-    )
-    build = ["docker", "build", "-f", "version.Dockerfile", "--tag", name, "."]
-    for command in (build, ["docker", "push", name], ["docker", "image", "rm", name]):
-        run(command, project.path, env)
-    (project.path / "version.Dockerfile").unlink()
+    clone's pipeline outputs (what the Dockerfile copies in) layered over it, in one layer,
+    instead of a second full docker-build. Pushed to the local registry and kept on the daemon,
+    so a deployment's pull finds its layers (vfs copies every layer it extracts in full)."""
+    layer = project.path / "version-image"
+    for output in ("params.yaml", "dvc.lock", "models", "reports/metrics.json"):
+        (layer / output).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (project.path / output).is_dir() else shutil.copy2
+        copy(project.path / output, layer / output)
+    (layer / "Dockerfile").write_text(f"FROM {base}\nCOPY --chown=10001:10001 . /app/\n")
+    run(["docker", "build", "--tag", name, str(layer)], project.path, env)
+    run(["docker", "push", name], project.path, env)
+    shutil.rmtree(layer)
 
 
 def _deploy(project: Registered, env: dict[str, str], check: bool = True):
@@ -305,12 +305,16 @@ def _release_lines(settings: dict[str, str]) -> list[str]:
 
 
 def walk_deploys_by_stage(
-    project: Registered, base: str, settings: dict[str, str], docker_env: dict[str, str]
+    project: Registered,
+    base: str,
+    settings: dict[str, str],
+    docker_env: dict[str, str],
+    stages: tuple[str, ...],
 ) -> dict[str, str]:
     """Register v1.0.0 and (retrained) v1.1.0, each with the image its tag builds; give
-    production to v1.0.0, deploy, move it to v1.1.0, deploy, move it back (the rollback) and
-    deploy: each time /metadata serves the stage's version and its model. The md5 of each
-    version's model, by version."""
+    production to each version of stages in turn and deploy (the last, an earlier version
+    again: the rollback): each time /metadata serves the stage's version and its model. The
+    md5 of each version's model, by version."""
     env = {**project.env, **docker_env, **settings}
     image = f"{docker_env['REGISTRY']}/my-model"  # scripts/image.py: <registry>/<project>
     project.cli("register", "--version", "v1.0.0")
@@ -321,7 +325,7 @@ def walk_deploys_by_stage(
     md5s = {version: v["model_md5"] for version, v in project.models().items()}
     assert md5s["v1.0.0"] != md5s["v1.1.0"], "two different models"
 
-    for version in ("v1.0.0", "v1.1.0", "v1.0.0"):  # the last: the rollback
+    for version in stages:
         project.cli("promote", version, "production")
         deployed = _deploy(project, env).stdout
         assert f"the registry's production stage is model version {version}" in deployed
@@ -331,9 +335,8 @@ def walk_deploys_by_stage(
         assert (served["model_version"], served["model_stage"]) == (version, "production")
         assert served["model_md5"] == md5s[version], "the version's own model is served"
         assert _running_image(env, "my-model-production") == f"{image}:{version}"
-    assert _release_lines(settings)[-3:] == [
-        f"{image}:{v} {v} production" for v in ("v1.0.0", "v1.1.0", "v1.0.0")
-    ]
+    releases = [f"{image}:{v} {v} production" for v in stages]
+    assert _release_lines(settings)[-len(stages) :] == releases
     return md5s
 
 
@@ -356,7 +359,8 @@ def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
     served = _served(production)
     assert served["model_stage"] is None and served["model_version"] == served["model_md5"]
 
-    md5s = walk_deploys_by_stage(project, good, production, docker_env)
+    stages = ("v1.0.0", "v1.1.0", "v1.0.0")  # the last: the rollback
+    md5s = walk_deploys_by_stage(project, good, production, docker_env, stages)
     assert _release_lines(production)[0] == good
 
     # v1.1.0's tag pushed an image with v1.0.0's model in it: the smoke test refuses it.
@@ -385,7 +389,8 @@ def test_mlflow_deploys_the_alias_version_and_rolls_back_by_moving_the_alias(
     project = Registered(
         generated_projects(MLFLOW_DEPLOY), tmp_path / "my-model", {"MLFLOW_TRACKING_URI": store}
     )
-    walk_deploys_by_stage(project, images["good"], production, docker_env)
+    stages = ("v1.1.0", "v1.0.0")  # the second: the rollback
+    walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
     project.close()
 
 
