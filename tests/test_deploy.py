@@ -74,6 +74,13 @@ def _post(url: str, body: dict, api_key: str | None = None) -> dict:
         return json.load(response)
 
 
+def _keyed_metadata(url: str) -> dict:
+    """/metadata with the API key every deployment here is given."""
+    request = urllib.request.Request(f"{url}/metadata", headers={"X-API-Key": API_KEY})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
 def _assert_requires_key(url: str, project: Path) -> None:
     """/predict refuses the smoke request without the API key, and answers it with the key."""
     body = {"rows": json.loads((project / "deploy" / "smoke-request.json").read_text())["rows"]}
@@ -220,7 +227,14 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     # 1. Deploy v1 to staging: it passes the smoke test and is recorded as a release.
     first = run(deploy, project, {**deploy_env, "IMAGE": good})
     assert "smoke test passed" in first.stdout and f"{good} is live" in first.stdout
+    # No model version holds the stage: the build's image (IMAGE) is deployed, and said so.
+    assert (
+        "staging: no model version holds the stage staging in the registry: deploying this "
+        f"build's image {good}" in first.stdout
+    ), first.stdout
     assert _get(f"{url}/health") == {"status": "ok"}
+    metadata = _keyed_metadata(url)
+    assert metadata["model_stage"] is None and metadata["model_version"] == metadata["model_md5"]
     assert _releases(staging) == [good]
     # The API requires the key it was given; the key is in no log and only in a private file.
     _assert_requires_key(url, project)
@@ -344,24 +358,14 @@ def walk_deploys_by_stage(
 def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
     generated_projects, images, production, docker_env, tmp_path
 ):
-    """GTO (the registry as git tags). Before any version holds production, the build's image
-    is deployed, and the log says so. After the walk, an image that does not carry its
-    version's model fails the smoke test and is rolled back automatically."""
+    """GTO (the registry as git tags). After the walk, an image that does not carry its
+    version's model fails the smoke test and is rolled back automatically. (While no version
+    holds a stage, the build's image is deployed: test_ssh_deploy_smoke_test_traffic_and_rollback
+    checks that.)"""
     project = Registered(generated_projects(SSH_VARIANT), tmp_path / "my-model", {})
     env = {**project.env, **docker_env, **production}
-    good = images["good"]
-
-    unheld = _deploy(project, {**env, "IMAGE": good}).stdout
-    assert (
-        "production: no model version holds the stage production in the registry: deploying "
-        f"this build's image {good}" in unheld
-    ), unheld
-    served = _served(production)
-    assert served["model_stage"] is None and served["model_version"] == served["model_md5"]
-
     stages = ("v1.0.0", "v1.1.0", "v1.0.0")  # the last: the rollback
-    md5s = walk_deploys_by_stage(project, good, production, docker_env, stages)
-    assert _release_lines(production)[0] == good
+    md5s = walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
 
     # v1.1.0's tag pushed an image with v1.0.0's model in it: the smoke test refuses it.
     image = f"{docker_env['REGISTRY']}/my-model"
