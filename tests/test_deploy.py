@@ -7,6 +7,13 @@ and each CI provider's pipeline that calls them.
   the key only in the host's private .env); the API's sampled prediction log fetched and measured
   for drift; a deliberately broken image deployed, failing its smoke test and rolled back
   automatically while the previous version answers again; a manual `poe rollback`.
+- Deploys by stage, with both model registries (GTO: git tags in a clone of the cached
+  project; MLflow: a fresh SQLite store): v1.0.0 and a retrained v1.1.0 registered, each with
+  the image its tag would build (here: the project's image with that version's pipeline outputs
+  layered over it, instead of a second full docker-build); production given to one, deployed,
+  moved, deployed, moved back (the rollback) and deployed: /metadata reports the version, the
+  stage and the model's md5 the registry records. An image without its version's model fails
+  the smoke test and is rolled back (GTO).
 - Each provider's pipeline on main, run locally as in tests/test_ci_*.py: GitHub's cd.yml with
   act (validate, image, deploy-staging; the REGISTRY variable points at the local registry
   instead of GHCR); the Jenkinsfile's stages through to Deploy staging, Image and Publish on the
