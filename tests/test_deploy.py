@@ -7,6 +7,13 @@ and each CI provider's pipeline that calls them.
   the key only in the host's private .env); the API's sampled prediction log fetched and measured
   for drift; a deliberately broken image deployed, failing its smoke test and rolled back
   automatically while the previous version answers again; a manual `poe rollback`.
+- Deploys by stage, with both model registries (GTO: git tags in a clone of the cached
+  project; MLflow: a fresh SQLite store): v1.0.0 and a retrained v1.1.0 registered, each with
+  the image its tag would build (here: the project's image with that version's pipeline outputs
+  layered over it, instead of a second full docker-build); production given to one, deployed,
+  moved, deployed, moved back (the rollback) and deployed: /metadata reports the version, the
+  stage and the model's md5 the registry records. An image without its version's model fails
+  the smoke test and is rolled back (GTO).
 - Each provider's pipeline on main, run locally as in tests/test_ci_*.py: GitHub's cd.yml with
   act (validate, image, deploy-staging; the REGISTRY variable points at the local registry
   instead of GHCR); the Jenkinsfile's stages through to Deploy staging, Image and Publish on the
@@ -25,6 +32,7 @@ and each CI provider's pipeline that calls them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import importlib.util
 import json
@@ -34,6 +42,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,10 +50,12 @@ import yaml
 
 from tests.harness import github, gitlab, jenkins
 from tests.harness.ci_run import record_and_assert
-from tests.harness.ci_variants import ALL_PROVIDERS
+from tests.harness.ci_variants import ALL_PROVIDERS, MLFLOW_DEPLOY
 from tests.harness.commands import run
 from tests.harness.dvc import point_remote, remote_dir
 from tests.harness.git import commit, git
+from tests.harness.registry import Project as Registered
+from tests.harness.registry import retrain
 from tests.harness.render import REPO_ROOT, clone, render
 from tests.harness.services import buildah_env, free_port
 
@@ -66,6 +77,13 @@ def _get(url: str) -> dict:
 def _post(url: str, body: dict, api_key: str | None = None) -> dict:
     headers = {"Content-Type": "application/json", **({"X-API-Key": api_key} if api_key else {})}
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def _keyed_metadata(url: str) -> dict:
+    """/metadata with the API key every deployment here is given."""
+    request = urllib.request.Request(f"{url}/metadata", headers={"X-API-Key": API_KEY})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -153,12 +171,12 @@ def _publish(env: dict[str, str], image: str, name: str) -> None:
         run(["docker", *command], Path("/"), env)
 
 
-@pytest.fixture
-def staging(ssh_host, docker_env, tmp_path) -> dict[str, str]:
-    """The staging environment's settings: the SSH host, a free port for the API, its own
-    directory on the host; the compose project is taken down afterwards."""
+@contextlib.contextmanager
+def _environment(name: str, ssh_host, docker_env, directory: Path) -> Iterator[dict[str, str]]:
+    """An environment's settings: the SSH host, a free port for the API, its own directory on
+    the host; its compose project is taken down afterwards."""
     port = free_port()
-    environments = Path(ssh_host["DEPLOY_DIR"]) / tmp_path.name
+    environments = Path(ssh_host["DEPLOY_DIR"]) / directory.name
     environments.mkdir()
     settings = {
         **ssh_host,
@@ -167,14 +185,29 @@ def staging(ssh_host, docker_env, tmp_path) -> dict[str, str]:
         "DEPLOY_PORT": str(port),
         "DEPLOY_SMOKE_TIMEOUT": "45",  # the image is healthy in seconds here; fail sooner
     }
-    yield settings
-    if (environments / COMPOSE_PROJECT).is_dir():
-        subprocess.run(
-            ["docker-compose", "-p", COMPOSE_PROJECT, "down", "--volumes"],
-            cwd=environments / COMPOSE_PROJECT,
-            env={**os.environ, **docker_env},
-            capture_output=True,
-        )
+    try:
+        yield settings
+    finally:
+        compose_project = f"my-model-{name}"
+        if (environments / compose_project).is_dir():
+            subprocess.run(
+                ["docker-compose", "-p", compose_project, "down", "--volumes"],
+                cwd=environments / compose_project,
+                env={**os.environ, **docker_env},
+                capture_output=True,
+            )
+
+
+@pytest.fixture
+def staging(ssh_host, docker_env, tmp_path) -> Iterator[dict[str, str]]:
+    with _environment("staging", ssh_host, docker_env, tmp_path) as settings:
+        yield settings
+
+
+@pytest.fixture
+def production(ssh_host, docker_env, tmp_path) -> Iterator[dict[str, str]]:
+    with _environment("production", ssh_host, docker_env, tmp_path) as settings:
+        yield settings
 
 
 def _releases(staging: dict[str, str]) -> list[str]:
@@ -201,7 +234,14 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     # 1. Deploy v1 to staging: it passes the smoke test and is recorded as a release.
     first = run(deploy, project, {**deploy_env, "IMAGE": good})
     assert "smoke test passed" in first.stdout and f"{good} is live" in first.stdout
+    # No model version holds the stage: the build's image (IMAGE) is deployed, and said so.
+    assert (
+        "staging: no model version holds the stage staging in the registry: deploying this "
+        f"build's image {good}" in first.stdout
+    ), first.stdout
     assert _get(f"{url}/health") == {"status": "ok"}
+    metadata = _keyed_metadata(url)
+    assert metadata["model_stage"] is None and metadata["model_version"] == metadata["model_md5"]
     assert _releases(staging) == [good]
     # The API requires the key it was given; the key is in no log and only in a private file.
     _assert_requires_key(url, project)
@@ -249,6 +289,120 @@ def test_ssh_deploy_smoke_test_traffic_and_rollback(
     assert _running_image(env, COMPOSE_PROJECT) == good
     assert _releases(staging) == [good]
     assert _get(f"{url}/health") == {"status": "ok"}
+
+
+# --- deploys by stage: the model registry's version, rolled back by moving the stage ----------
+
+
+def _version_image(project: Registered, base: str, name: str, env: dict[str, str]) -> None:
+    """The image a version's release tag builds, made quickly: the project's image with the
+    clone's pipeline outputs (what the Dockerfile copies in) layered over it, in one layer,
+    instead of a second full docker-build. Pushed to the local registry and kept on the daemon,
+    so a deployment's pull finds its layers (vfs copies every layer it extracts in full)."""
+    layer = project.path / "version-image"
+    for output in ("params.yaml", "dvc.lock", "models", "reports/metrics.json"):
+        (layer / output).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (project.path / output).is_dir() else shutil.copy2
+        copy(project.path / output, layer / output)
+    (layer / "Dockerfile").write_text(f"FROM {base}\nCOPY --chown=10001:10001 . /app/\n")
+    run(["docker", "build", "--tag", name, str(layer)], project.path, env)
+    run(["docker", "push", name], project.path, env)
+    shutil.rmtree(layer)
+
+
+def _deploy(project: Registered, env: dict[str, str], check: bool = True):
+    """`poe deploy production` (the task's command, with the project's own interpreter)."""
+    command = [project.python, "scripts/deploy.py", "deploy", "production"]
+    return run(command, project.path, env, check=check)
+
+
+def _served(settings: dict[str, str]) -> dict:
+    return _get(f"{settings['DEPLOY_URL']}/metadata")
+
+
+def _release_lines(settings: dict[str, str]) -> list[str]:
+    log = Path(settings["DEPLOY_DIR"]) / "my-model-production" / "releases.log"
+    return log.read_text().splitlines()
+
+
+def walk_deploys_by_stage(
+    project: Registered,
+    base: str,
+    settings: dict[str, str],
+    docker_env: dict[str, str],
+    stages: tuple[str, ...],
+) -> dict[str, str]:
+    """Register v1.0.0 and (retrained) v1.1.0, each with the image its tag builds; give
+    production to each version of stages in turn and deploy (the last, an earlier version
+    again: the rollback): each time /metadata serves the stage's version and its model. The
+    md5 of each version's model, by version."""
+    env = {**project.env, **docker_env, **settings}
+    image = f"{docker_env['REGISTRY']}/my-model"  # scripts/image.py: <registry>/<project>
+    project.cli("register", "--version", "v1.0.0")
+    _version_image(project, base, f"{image}:v1.0.0", env)
+    retrain(project)
+    project.cli("register", env={"RELEASE_TAG": "v1.1.0"})  # as the CD job runs it
+    _version_image(project, base, f"{image}:v1.1.0", env)
+    md5s = {version: v["model_md5"] for version, v in project.models().items()}
+    assert md5s["v1.0.0"] != md5s["v1.1.0"], "two different models"
+
+    for version in stages:
+        project.cli("promote", version, "production")
+        deployed = _deploy(project, env).stdout
+        assert f"the registry's production stage is model version {version}" in deployed
+        assert f"{image}:{version} (model {version}, production) is live" in deployed, deployed
+        assert f"serving model version {version}, stage production" in deployed
+        served = _served(settings)
+        assert (served["model_version"], served["model_stage"]) == (version, "production")
+        assert served["model_md5"] == md5s[version], "the version's own model is served"
+        assert _running_image(env, "my-model-production") == f"{image}:{version}"
+    releases = [f"{image}:{v} {v} production" for v in stages]
+    assert _release_lines(settings)[-len(stages) :] == releases
+    return md5s
+
+
+@pytest.mark.xdist_group("deploy")
+def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
+    generated_projects, images, production, docker_env, tmp_path
+):
+    """GTO (the registry as git tags). After the walk, an image that does not carry its
+    version's model fails the smoke test and is rolled back automatically. (While no version
+    holds a stage, the build's image is deployed: test_ssh_deploy_smoke_test_traffic_and_rollback
+    checks that.)"""
+    project = Registered(generated_projects(SSH_VARIANT), tmp_path / "my-model", {})
+    env = {**project.env, **docker_env, **production}
+    stages = ("v1.0.0", "v1.1.0", "v1.0.0")  # the last: the rollback
+    md5s = walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
+
+    # v1.1.0's tag pushed an image with v1.0.0's model in it: the smoke test refuses it.
+    image = f"{docker_env['REGISTRY']}/my-model"
+    _publish(env, f"{image}:v1.0.0", f"{image}:v1.1.0")
+    project.cli("promote", "v1.1.0", "production")
+    failed = _deploy(project, env, check=False)
+    assert failed.returncode == 1, failed.stdout
+    assert (
+        f"serves the model with md5 {md5s['v1.0.0']}, not version v1.1.0's ({md5s['v1.1.0']})"
+        in failed.stdout
+    ), failed.stdout
+    assert "the registry still gives production to v1.1.0" in failed.stderr, failed.stderr
+    assert _served(production)["model_version"] == "v1.0.0", "the previous release answers"
+    assert _release_lines(production)[-1] == f"{image}:v1.0.0 v1.0.0 production"
+    project.close()
+
+
+@pytest.mark.xdist_group("deploy")
+def test_mlflow_deploys_the_alias_version_and_rolls_back_by_moving_the_alias(
+    generated_projects, images, production, docker_env, tmp_path
+):
+    """MLflow's registry (a fresh SQLite store, as tests/test_model_registry.py): the stage is
+    an alias of the registered model."""
+    store = f"sqlite:///{tmp_path / 'registry.db'}"
+    project = Registered(
+        generated_projects(MLFLOW_DEPLOY), tmp_path / "my-model", {"MLFLOW_TRACKING_URI": store}
+    )
+    stages = ("v1.1.0", "v1.0.0")  # the second: the rollback
+    walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
+    project.close()
 
 
 # --- kubernetes target: manifests ---------------------------------------------------------------
@@ -317,8 +471,9 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path, monkeypa
     # API_KEY, the Secret the Deployment reads it from (named after its content's hash).
     backend = _load_script(project, "deploy_backend")
     monkeypatch.chdir(project)  # it reads the overlays relative to the repository root
-    image = "registry.example.com/churn:1.2.0"
-    wrapper = backend.kustomization("churn-model", "production", image, tmp_path, API_KEY)
+    image = "registry.example.com/churn:v1.2.0"
+    model = {"MODEL_VERSION": "v1.2.0", "MODEL_STAGE": "production"}  # deployed by stage
+    wrapper = backend.kustomization("churn-model", "production", image, tmp_path, API_KEY, model)
     assert (wrapper / "api-key").stat().st_mode & 0o077 == 0
     documents = _kustomize(wrapper)
     _validate(documents, tmp_path, "wrapped")
@@ -329,6 +484,10 @@ def test_kubernetes_overlays_build_and_validate(template_src, tmp_path, monkeypa
     assert base64.b64decode(secret["data"]["api-key"]).decode() == API_KEY
     key_ref = _env_var(deployment, "API_KEY")["valueFrom"]["secretKeyRef"]
     assert key_ref["name"] == secret["metadata"]["name"] != "churn-model-api-key"
+    # The model version and stage, in the pod template: a rollout undo brings back its own.
+    for name, value in model.items():
+        assert _env_var(deployment, name)["value"] == value
+    assert _env_var(deployment, "UVICORN_WORKERS")["value"] == "1", "the base's env is kept"
     print("\nkubectl apply to a cluster: not run (no Kubernetes cluster is reachable here)")
 
 
@@ -349,29 +508,36 @@ def test_a_release_that_fails_to_start_is_rolled_back(template_src, tmp_path, mo
     created) rolls back like a failed smoke test: the previous release is started again."""
     project = render(template_src, tmp_path / "project", {"deploy_target": "kubernetes"})
     deploy = _load_script(project, "deploy")
-    monkeypatch.setattr(deploy, "smoke_test", lambda url, api_key=None: None)
+    monkeypatch.setattr(deploy, "smoke_test", lambda url, api_key=None, **expected: None)
+    first = deploy.Release("app:v1", "v1.0.0", "staging")
+    second = deploy.Release("app:v2", "v1.1.0", "staging")
 
     class Target:  # the back-end interface deploy() drives (deploy_backend.Backend)
-        started: list[str] = []
+        started: list = []
 
         def running(self):
-            return "app:v1"
+            return first
 
-        def start(self, image):
-            self.started.append(image)
-            if image == "app:v2":
+        def start(self, release):
+            self.started.append(release)
+            if release == second:
                 raise deploy.DeployError("compose up failed")
 
         def wait_ready(self):
             pass
 
-        def passed(self, image):
+        def passed(self, release):
             raise AssertionError("a failed release is never recorded as passed")
 
     target = Target()
-    with pytest.raises(deploy.DeployError, match="app:v2 failed to start and was rolled back"):
-        deploy.deploy(target, "staging", "app:v2", "http://unused", None)
-    assert target.started == ["app:v2", "app:v1"]
+    with pytest.raises(deploy.DeployError) as failed:
+        deploy.deploy(target, "staging", second, "http://unused", None)
+    assert (
+        "staging: app:v2 (model v1.1.0, staging) failed to start and was rolled back to app:v1 "
+        "(model v1.0.0, staging), which is answering again; the registry still gives staging "
+        "to v1.1.0" in str(failed.value)
+    )
+    assert target.started == [second, first], "the earlier release with its own model version"
 
 
 # --- each provider's CD pipeline deploys (run locally with tests/harness's runners) -------------

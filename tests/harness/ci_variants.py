@@ -90,6 +90,8 @@ JENKINS_ONLY = _core(
     ["jenkins"], dvc_remote="s3", dvc_remote_url="s3://bucket/project", experiment_tracking="mlflow"
 )
 CORE = [ALL_PROVIDERS, GITHUB_ONLY, GITLAB_ONLY, JENKINS_ONLY]
+# Not a CI variant: MLflow's model registry behind a deployment (tests/test_deploy.py).
+MLFLOW_DEPLOY = _core(["github"], experiment_tracking="mlflow", serving="fastapi", use_docker=True)
 
 
 def covering_variants() -> list[Variant]:
