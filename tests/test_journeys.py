@@ -268,12 +268,12 @@ def released_project(generated_projects, template_releases, tmp_path) -> Path:
 
 @pytest.mark.xdist_group(ALL_PROVIDERS.id)
 def test_renaming_is_refused_by_update_and_done_as_the_docs_say(released_project, user_env):
-    """Journey 4: `copier update --data package_name=...` (or project_slug) stops before
+    """Journey 4: `poe update --data package_name=...` (or project_slug) stops before
     anything is written, naming the way to rename; the docs' renaming commands then move the
     whole package and the slug, and `poe ci` is green."""
     project, env = released_project, user_env
     updating = REPO_ROOT / "docs" / "updating.md"
-    update = command_line(updating, "## Updating one repository", "copier update")
+    update = command_line(updating, "## Updating one repository", "poe update")
     head = git(project, "rev-parse", "HEAD")
     for answer, old, new in (
         ("package_name", "my_model", "churn_model"),
@@ -354,9 +354,10 @@ def change_answers(
     """The docs' update command with `--data` for each new answer: exactly the files the
     answers own are added and removed; the update is committed as the docs say."""
     user_shell(answer_change_command(data), project, env)
+    # poe update applies the update to the index too (`git diff --staged` reviews it)
     status = git(project, "status", "--porcelain", "--untracked-files=all").splitlines()
-    assert {line[3:] for line in status if line.startswith("??")} == added, data
-    assert {line[3:] for line in status if line.startswith(" D")} == removed, data
+    assert {line[3:] for line in status if line.startswith("A ")} == added, data
+    assert {line[3:] for line in status if line.startswith("D ")} == removed, data
     git(project, "add", "--all")
     git(project, "commit", "--quiet", "--no-verify", "-m", f"Answers changed: {' '.join(data)}")
 

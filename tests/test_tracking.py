@@ -52,7 +52,7 @@ def switch_tracking(project: Path, tracker: str) -> str:
     updated = user_runs(["bash", "-euo", "pipefail", "-c", update], project)
     changed = git(project, "status", "--porcelain").splitlines()
     assert not any(line.endswith(".rej") for line in changed), changed
-    assert "<<<<<<<" not in git(project, "diff"), "the switch left conflict markers"
+    assert "<<<<<<<" not in git(project, "diff", "HEAD"), "the switch left conflict markers"
     for backend, path in BACKENDS.items():
         assert (project / path).is_file() == (backend == tracker), path
     if tracker != "dvclive":

@@ -29,5 +29,5 @@ def command_line(markdown: Path, heading: str, contains: str) -> str:
 def answer_change_command(data: list[str]) -> str:
     """docs/updating.md's command for changing answers, with one `--data` for each of data."""
     updating = REPO_ROOT / "docs" / "updating.md"
-    update = command_line(updating, "## Changing an answer", "copier")
+    update = command_line(updating, "## Changing an answer", "poe update")
     return re.sub(r"--data \S+", " ".join(f"--data {shlex.quote(d)}" for d in data), update)
