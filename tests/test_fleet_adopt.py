@@ -287,17 +287,25 @@ def git_bytes(repo: Path, commit: str, path: str) -> bytes:
     ).stdout
 
 
+def assert_plan(repo: Path, env, template_releases, tmp_path, args: list[str], lines) -> None:
+    """`fleet adopt --plan` on repo (from template v1.0.0) prints each of lines and writes
+    nothing: every file of the repository byte for byte as before."""
+    before = snapshot(repo)
+    result = fleet("adopt", str(repo), "--plan", *args, "--template", str(template_releases),
+                   "--vcs-ref", "v1.0.0", cwd=tmp_path, env=env, check=True)  # fmt: skip
+    for line in lines:
+        assert line in result.stdout, f"{line!r} not in the plan:\n{result.stdout}"
+    assert snapshot(repo) == before
+
+
 def test_plan_of_a_ccds_repository(ccds_repo, env, template_releases, tmp_path):
     """Lighter (no writing): a CCDS repository's answers come from its README, pyproject.toml
     and LICENSE, its package moves under src/ and the template's is named around it; its
     requirements are added and CCDS's `/data/` rule narrowed. (A CCDS repository made with
     cruft is adopted all the way above.)"""
-    before = snapshot(ccds_repo)
     data = ccds_repo / "data" / "raw" / "customers.csv"
-    result = fleet("adopt", str(ccds_repo), "--plan", "--data", str(data), "--target", "churned",
-                   "--template", str(template_releases), "--vcs-ref", "v1.0.0", cwd=tmp_path,
-                   env=env, check=True)  # fmt: skip
-    for line in (
+    args = ["--data", str(data), "--target", "churned"]
+    assert_plan(ccds_repo, env, template_releases, tmp_path, args, [
         "cookiecutter repository",
         "project_name: churn    <- README.md title",
         "python_version: 3.12    <- pyproject.toml requires-python",
@@ -306,18 +314,13 @@ def test_plan_of_a_ccds_repository(ccds_repo, env, template_releases, tmp_path):
         "churn/ -> src/churn/",
         "loguru (requirements.txt)",
         "`/data/` narrowed",
-    ):
-        assert line in result.stdout, f"{line!r} not in the plan:\n{result.stdout}"
-    assert snapshot(ccds_repo) == before
+    ])  # fmt: skip
 
 
 def test_plan_of_a_cruft_repository(cruft_repo, env, template_releases, tmp_path):
     """Lighter (no writing, no `poe ci`): the answers come from .cruft.json's context, the
     .cruft.json is to be retired, the CCDS module moves under src/; nothing is written."""
-    before = snapshot(cruft_repo)
-    result = fleet("adopt", str(cruft_repo), "--plan", "--template", str(template_releases),
-                   "--vcs-ref", "v1.0.0", cwd=tmp_path, env=env, check=True)  # fmt: skip
-    for line in (
+    assert_plan(cruft_repo, env, template_releases, tmp_path, [], [
         "cruft repository",
         "project_name: Fraud Signals    <- .cruft.json context",
         "author_name: Risk Team    <- .cruft.json context",
@@ -327,21 +330,16 @@ def test_plan_of_a_cruft_repository(cruft_repo, env, template_releases, tmp_path
         "fraud_signals/ -> src/fraud_signals/",
         "Retired (its answers are the ones above; it stays in git history):\n  .cruft.json",
         "no --data: the template's sample is written to data/raw/dataset.csv",
-    ):
-        assert line in result.stdout, f"{line!r} not in the plan:\n{result.stdout}"
-    assert snapshot(cruft_repo) == before
+    ])  # fmt: skip
 
 
 def test_plan_of_a_handmade_repository(handmade_repo, env, template_releases, tmp_path):
     """Lighter (no writing, no `poe ci`): the README's title, the CI's Python version, the
     team's pins (pandas left to the template's), its CI workflow and test kept beside the
     template's; nothing is written."""
-    before = snapshot(handmade_repo)
     data = handmade_repo / "data" / "sales.csv"
-    result = fleet("adopt", str(handmade_repo), "--plan", "--data", str(data), "--target",
-                   datasets.prices().target, "--template", str(template_releases),
-                   "--vcs-ref", "v1.0.0", cwd=tmp_path, env=env, check=True)  # fmt: skip
-    for line in (
+    args = ["--data", str(data), "--target", datasets.prices().target]
+    assert_plan(handmade_repo, env, template_releases, tmp_path, args, [
         "hand-made repository",
         "project_name: Demand Forecast    <- README.md title",
         "python_version: 3.13    <- .github/workflows/ci.yml (CI)",
@@ -356,9 +354,7 @@ def test_plan_of_a_handmade_repository(handmade_repo, env, template_releases, tm
         "pip install -r requirements.txt (.github/workflows/ci.yml): environment set-up",
         "typer==0.12.5 (requirements.txt)",
         "pandas>=2.2 (requirements.txt)",  # under "already has"
-    ):
-        assert line in result.stdout, f"{line!r} not in the plan:\n{result.stdout}"
-    assert snapshot(handmade_repo) == before
+    ])  # fmt: skip
 
 
 def refused(repo: Path, env, template_releases, tmp_path, *extra: str) -> str:
