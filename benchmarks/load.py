@@ -68,9 +68,9 @@ async def _client(url: str, body: bytes, requests: int, concurrency: int) -> dic
                 else:
                     failures[reason] = failures.get(reason, 0) + 1
 
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     latencies.sort()
 
     def pct(q: float) -> float:
@@ -83,6 +83,7 @@ async def _client(url: str, body: bytes, requests: int, concurrency: int) -> dic
         "ok": len(latencies),
         "failures": failures,
         "seconds": wall,
+        "client_cpu_s": cpu,
         "rps": requests / wall if wall else 0.0,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
@@ -204,6 +205,20 @@ def _wait_healthy(base: str, server: subprocess.Popen, timeout: float = 90) -> N
     sys.exit(f"load: {base}/health did not answer within {timeout:.0f} s")
 
 
+def _group_cpu_seconds(group: int) -> float:
+    """User + system CPU seconds of the live processes in a process group (the server and its
+    workers), from /proc; 0 where /proc is not there."""
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while being read
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def _serve_and_load(project, package, env, work, body, args, workers, concurrency) -> dict:
     """Start the server with workers processes, run the client at concurrency, stop it."""
     port = _free_port()
@@ -216,7 +231,7 @@ def _serve_and_load(project, package, env, work, body, args, workers, concurrenc
         )  # fmt: skip
         try:
             _wait_healthy(base, server)
-            load_before = os.getloadavg()[0]
+            load_before, server_cpu = os.getloadavg()[0], _group_cpu_seconds(server.pid)
             result = subprocess.run(
                 ["uv", "run", "--frozen", "python", str(Path(__file__).resolve()), "--client",
                  "--url", f"{base}/predict", "--body", str(body),
@@ -224,6 +239,7 @@ def _serve_and_load(project, package, env, work, body, args, workers, concurrenc
                 cwd=project, env=env, capture_output=True, text=True,
             )  # fmt: skip
             load_after = os.getloadavg()[0]
+            server_cpu = _group_cpu_seconds(server.pid) - server_cpu  # the health calls too
         finally:
             os.killpg(server.pid, signal.SIGTERM)  # the server and its worker processes
             try:
@@ -234,7 +250,7 @@ def _serve_and_load(project, package, env, work, body, args, workers, concurrenc
         sys.exit(f"load: the client failed:\n{result.stderr[-3000:]}")
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     return {**figures, "workers": workers, "concurrency": concurrency,
-            "load": (load_before, load_after)}  # fmt: skip
+            "load": (load_before, load_after), "server_cpu_s": server_cpu}  # fmt: skip
 
 
 def _request_body(project: Path, work: Path, rows: int) -> Path:
@@ -287,8 +303,9 @@ def run_load(args: argparse.Namespace) -> int:
         f"({1000 / floor_rate:.2f} ms a call)"
     )
     print("| workers | concurrency | requests/s | x floor | p50 ms | p99 ms | max ms | "
-          "/health round trip ms | failures | load avg before, after |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "/health round trip ms | failures | server, client CPU s | "
+          "load avg before, after |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in results:
         failures = sum(r["failures"].values())
         print(
@@ -296,6 +313,7 @@ def run_load(args: argparse.Namespace) -> int:
             f"{r['rps'] / floor_rate:.2f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['max_ms']:.1f} | {r['health_s'] * 1000:.2f} | {failures}"
             + (f" {r['failures']}" if failures else "")
+            + f" | {r['server_cpu_s']:.1f}, {r['client_cpu_s']:.1f} of {r['seconds']:.1f} s"
             + f" | {r['load'][0]:.2f}, {r['load'][1]:.2f} |"
         )
     return 0
