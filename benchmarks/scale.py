@@ -10,7 +10,10 @@ evaluate) then run one after another, each as dvc.lock resolved its command, in 
 environment, as `dvc repro` starts them. The floor is a bare script doing the same work with
 the same libraries in the same environment, in one process: read the CSV, split it with
 params.yaml's settings, fit the random forest with params.yaml's settings, score the held-out
-rows. Figures are printed, never asserted.
+rows. Each process is measured in wall seconds, CPU seconds (user + sys of the child processes,
+which move far less than wall time when other work shares the cores) and the seconds it spent
+importing (PYTHONPROFILEIMPORTTIME's report, whose own cost is small): what is left, "beyond"
+the imports, is the work that grows with the rows. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -65,12 +70,32 @@ print((forest.predict(X_test) == y_test).mean())
 """
 
 
-def timed(command: list[str], project: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# A line of `python -X importtime`: "import time: <self us> | <cumulative us> | <indent><name>".
+IMPORT_LINE = re.compile(r"^import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", re.MULTILINE)
+
+
+def import_seconds(stderr: str) -> float:
+    """The seconds a process spent importing: the cumulative times of its top-level imports
+    (PYTHONPROFILEIMPORTTIME's report; nested imports are inside their parent's figure)."""
+    return sum(int(cumulative) for cumulative, _ in IMPORT_LINE.findall(stderr)) / 1e6
+
+
+def timed(command: list[str], project: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + sys of the finished child and its own children: CPU
+    moves far less than wall when other processes share the cores) and import seconds."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    result = subprocess.run(
+        command, cwd=project, env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+        capture_output=True, text=True,
+    )  # fmt: skip
     if result.returncode != 0:
         sys.exit(f"scale: {' '.join(command[:4])} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu, import_seconds(result.stderr)
 
 
 def run_scale(args: argparse.Namespace) -> int:
@@ -92,22 +117,42 @@ def run_scale(args: argparse.Namespace) -> int:
             load_before = os.getloadavg()[0]
             commands = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
             stages = {s: timed(["sh", "-c", commands[s]["cmd"]], project, env) for s in STAGES}
-            bare = min(
+            bare_runs = [
                 timed(["python", "-c", BARE.format(package=package)], project, env)
                 for _ in range(2)
-            )
+            ]
             load_after = os.getloadavg()[0]
         finally:
             raw.unlink()
             raw.write_bytes(kept)  # the project's own sample back (its outputs stay rewritten)
-    pipeline = sum(stages.values())
-    print(f"\npipeline on {grown} rows ({args.rows} x the sample), wall seconds")
+    bare = min(bare_runs)  # the run with the least wall time, its CPU and import seconds
+    pipeline = tuple(sum(figures[i] for figures in stages.values()) for i in range(3))
+    print(f"\npipeline on {grown} rows ({args.rows} x the sample), seconds")
     print(f"1-min load average {load_before:.2f} before, {load_after:.2f} after")
-    print(f"floor: bare script (read, split, fit, score; one process; min of 2): {bare:.2f} s")
-    for stage, seconds in stages.items():
-        print(f"  stage {stage}: {seconds:.2f} s ({seconds / bare:.2f} x floor)")
-    print(f"pipeline, its stages one after another: {pipeline:.2f} s ({pipeline / bare:.2f} x)")
-    print(json.dumps({"rows": int(grown), "bare_s": bare, "stages_s": stages}))
+    print(f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
+    print("wall and CPU (user+sys), each x the floor's; imports: the process's import time;")
+    print("beyond: wall - imports, x the floor's (the work that grows with the rows)")
+    print(f"{'':<40}{'wall':>7}{'x':>6}{'CPU':>7}{'x':>6}{'imports':>8}{'beyond':>7}{'x':>6}")
+
+    def row(name: str, figures: tuple[float, float, float]) -> None:
+        wall, cpu, imports = figures
+        beyond, floor_beyond = wall - imports, bare[0] - bare[2]
+        print(
+            f"{name:<40}{wall:>7.2f}{wall / bare[0]:>6.2f}{cpu:>7.2f}{cpu / bare[1]:>6.2f}"
+            f"{imports:>8.2f}{beyond:>7.2f}{beyond / floor_beyond:>6.2f}"
+        )
+
+    row("floor: bare script (best of 2)", bare)
+    for stage, figures in stages.items():
+        row(f"  stage {stage}", figures)
+    row("pipeline, its stages one after another", pipeline)
+    print(json.dumps({
+        "rows": int(grown), "bare_s": bare[0], "bare_cpu_s": bare[1], "bare_imports_s": bare[2],
+        "stages_s": {s: f[0] for s, f in stages.items()},
+        "stages_cpu_s": {s: f[1] for s, f in stages.items()},
+        "stages_imports_s": {s: f[2] for s, f in stages.items()},
+        "load": [load_before, load_after],
+    }))  # fmt: skip
     return 0
 
 

@@ -12,13 +12,14 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from .config import PLOTS_TEMPLATE
+
 # The versions dvc-render's page loads from the CDN, and each package's browser build.
 VEGA_PACKAGES = {
     "vega": ("5.20.2", "package/build/vega.min.js"),
     "vega-lite": ("5.2.0", "package/build/vega-lite.min.js"),
     "vega-embed": ("6.18.2", "package/build/vega-embed.min.js"),
 }
-DEFAULT_TEMPLATE = Path(".dvc/tmp/plots-template.html")
 
 PAGE = """<!DOCTYPE html>
 <html>
@@ -41,7 +42,7 @@ class PlotsError(RuntimeError):
     pass
 
 
-def build_template(out: Path = DEFAULT_TEMPLATE, npm: str | None = None) -> Path:
+def build_template(out: Path = PLOTS_TEMPLATE, npm: str | None = None) -> Path:
     """Write an HTML template for `dvc plots show --html-template` with vega inlined."""
     npm = npm or shutil.which("npm")
     if npm is None:
@@ -82,7 +83,7 @@ def written_plots(pipeline: Path = Path("dvc.yaml")) -> list[str]:
     return [name for name in names if Path(name).exists()]
 
 
-def show(out_dir: Path, template: Path = DEFAULT_TEMPLATE, rebuild: bool = False) -> Path:
+def show(out_dir: Path, template: Path = PLOTS_TEMPLATE, rebuild: bool = False) -> Path:
     """Render every plot of the pipeline that has data into out_dir/index.html, self-contained."""
     if rebuild or not Path(template).is_file():
         build_template(template)
