@@ -172,6 +172,8 @@ def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, re
         approval = next(r for r in summary["recorded"] if r["step"].startswith("input("))
         assert approval["stage"] == "Deploy production", approval
         assert "deploy production skipped: set DEPLOY_HOST" in log
+        # An environment with no settings is not deployed, so its stage does not move.
+        assert "promote: production" not in log
     card = workspace / "dist" / "release" / "MODEL_CARD.md"
     assert card.is_file(), tail(log)
     assert "v1.0.0" in card.read_text()
