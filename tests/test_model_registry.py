@@ -159,6 +159,15 @@ def test_mlflow_registry_moves_aliases(generated_projects, tmp_path):
     aliases, sources = json.loads(found.stdout)
     assert aliases == {"production": "1", "staging": "2"}, "v1.0.0 is MLflow's version 1"
     assert sources == {"1": "register", "2": "train"}, "uploaded once, then found by md5"
+    # register-release's command in a CI job with no tracking server: said, nothing registered
+    # (a job's local store would vanish with it); the shared store is as it was.
+    unshared = {k: v for k, v in project.env.items() if k != "MLFLOW_TRACKING_URI"}
+    command = [project.python, "-m", PACKAGE, "register", "--stage", "staging", "--if-shared"]
+    said = run(command, project.path, {**unshared, "RELEASE_TAG": "v1.2.0"}).stdout
+    assert said.startswith("register: MLFLOW_TRACKING_URI is not set"), said
+    assert not (project.path / "mlruns").exists(), "no local store was made"
+    after = run([project.python, "-c", ALIASES, store, "my-model"], project.path, project.env)
+    assert json.loads(after.stdout) == [aliases, sources]
 
 
 # MLflow's own view of the registered model: its aliases, and the run each version came from.
