@@ -163,9 +163,12 @@ def test_mlflow_registry_moves_aliases(generated_projects, tmp_path):
     # (a job's local store would vanish with it); the shared store is as it was.
     unshared = {k: v for k, v in project.env.items() if k != "MLFLOW_TRACKING_URI"}
     command = [project.python, "-m", PACKAGE, "register", "--stage", "staging", "--if-shared"]
+    local_store = project.path / "mlruns"
+    before = sorted(local_store.rglob("*")) if local_store.exists() else None
     said = run(command, project.path, {**unshared, "RELEASE_TAG": "v1.2.0"}).stdout
     assert said.startswith("register: MLFLOW_TRACKING_URI is not set"), said
-    assert not (project.path / "mlruns").exists(), "no local store was made"
+    after_files = sorted(local_store.rglob("*")) if local_store.exists() else None
+    assert after_files == before, "the local store was not touched"
     after = run([project.python, "-c", ALIASES, store, "my-model"], project.path, project.env)
     assert json.loads(after.stdout) == [aliases, sources]
 
