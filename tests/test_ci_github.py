@@ -281,7 +281,8 @@ def test_scheduled_batch_scoring_publishes_the_predictions(
     ci_variant, generated_projects, offline_uv_env, record_property, tmp_path
 ):
     """batch-scoring.yml (batch_inference) on its schedule: `poe predict-batch` on the default
-    input, the held-out test split, every row scored and uploaded as the job's artifact."""
+    input, the held-out test split, every row scored and uploaded as the job's artifact; with
+    no version holding production yet, by the checkout's model, which the log says once."""
     project = clone(generated_projects(ci_variant), tmp_path / "checkout")
     run = run_act(
         project,
@@ -300,6 +301,9 @@ def test_scheduled_batch_scoring_publishes_the_predictions(
     # The job's test split is the one the project's pipeline made (pulled from its remote).
     assert len(scored) == _rows_in(generated_projects(ci_variant) / "data/prepared/test.csv")
     assert {"prediction", "model_version"} <= set(scored[0])
+    # No version holds production in this repository yet: the checkout's model, said once.
+    fallback = "no model version holds production yet: scoring with this checkout's model"
+    assert run.log.count(fallback) == 1, run.describe()
     assert (published / "predictions.rejected.csv").is_file()
 
 
