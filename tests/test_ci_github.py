@@ -7,7 +7,8 @@ repository itself is act's own (it copies the clone under test).
 
 - every covering variant with GitHub: a push to a feature branch (ci.yml, `validate` job);
 - one variant: the delivery flow (cd.yml on main with `poe push` to a fresh DVC remote, then a
-  version tag with the `release` job) and the scheduled drift monitoring;
+  version tag with the `release` job and the `register` job, whose registry tags reach the
+  repository's remote, a local bare repository) and the scheduled drift monitoring;
 - one variant: each broken change of tests/harness/broken_changes.py must turn the run red;
 - the `image` job runs only when a default Docker daemon answers (these runs start none; the
   deploy tests run it on theirs); otherwise it is recorded as not run.
@@ -123,7 +124,10 @@ def test_delivery_main_then_release(
     ci_variant, generated_projects, offline_uv_env, record_property, tmp_path
 ):
     assert ci_variant.data["dvc_remote"] == "local"
-    project = clone(generated_projects(ci_variant), tmp_path / "checkout")
+    # The repository's remote: a bare copy, where the release's registry tags must arrive.
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(generated_projects(ci_variant)), str(origin))
+    project = clone(origin, tmp_path / "checkout")
     # Deliver to a new, empty remote, so the push from CI is the only way objects get there.
     remote = tmp_path / "delivery-remote"
     remote.mkdir()
@@ -158,8 +162,9 @@ def test_delivery_main_then_release(
     assert "dvc push:" in main.log, main.describe()
     assert wanted <= pushed, f"objects missing from the DVC remote: {wanted - pushed}"
 
-    # A version tag: the whole CI again, then the release job.
+    # A version tag: the whole CI again, then the release and register jobs.
     git(project, "tag", "v1.0.0")
+    git(project, "push", "--quiet", "origin", "main", "v1.0.0")
     gh_bin = gh_standin(tmp_path / "gh-standin")
     tag = run_act(
         project,
@@ -176,7 +181,14 @@ def test_delivery_main_then_release(
         secrets={"GITHUB_TOKEN": "local-act-token"},
     )
     tag.substituted.append("gh release create (recorded by a stand-in)")
-    record_and_assert(tag, record_property, jobs=["release"])
+    tag.substituted.append("origin: a local bare repository (the token's header goes unused)")
+    record_and_assert(tag, record_property, jobs=["release", "register"])
+    # The register job made the version and its staging stage (GTO's git tags) and pushed them
+    # to the repository with the job's token.
+    assert "push-tags: model#staging#1, model@v1.0.0" in tag.log, tag.describe()
+    registry_tags = git(origin, "tag", "--list", "model*").split()
+    assert registry_tags == ["model#staging#1", "model@v1.0.0"], registry_tags
+    assert git(origin, "rev-list", "-n1", "model@v1.0.0") == git(project, "rev-parse", "v1.0.0")
     calls = (gh_bin / "calls.log").read_text() if (gh_bin / "calls.log").exists() else ""
     assets = gh_bin / "assets"
     assert "Cache restored from key: dvc-" in tag.log  # the main run's DVC cache came back
@@ -269,7 +281,8 @@ def test_scheduled_batch_scoring_publishes_the_predictions(
     ci_variant, generated_projects, offline_uv_env, record_property, tmp_path
 ):
     """batch-scoring.yml (batch_inference) on its schedule: `poe predict-batch` on the default
-    input, the held-out test split, every row scored and uploaded as the job's artifact."""
+    input, the held-out test split, every row scored and uploaded as the job's artifact; with
+    no version holding production yet, by the checkout's model, which the log says once."""
     project = clone(generated_projects(ci_variant), tmp_path / "checkout")
     run = run_act(
         project,
@@ -288,6 +301,9 @@ def test_scheduled_batch_scoring_publishes_the_predictions(
     # The job's test split is the one the project's pipeline made (pulled from its remote).
     assert len(scored) == _rows_in(generated_projects(ci_variant) / "data/prepared/test.csv")
     assert {"prediction", "model_version"} <= set(scored[0])
+    # No version holds production in this repository yet: the checkout's model, said once.
+    fallback = "no model version holds production yet: scoring with this checkout's model"
+    assert run.log.count(fallback) == 1, run.describe()
     assert (published / "predictions.rejected.csv").is_file()
 
 

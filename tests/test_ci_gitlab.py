@@ -179,30 +179,44 @@ def test_default_branch_pipeline_pushes_to_dvc_remote(
 def test_tag_pipeline_packages_release(
     gitlab_variant, generated_projects, tmp_path, job_env, record_property
 ):
-    project = clone(generated_projects(gitlab_variant), tmp_path / "clone")
+    """The tag pipeline packages the release and registers the model version: GTO's tags for
+    the version and its staging stage reach the project's repository. GitLab's project URL
+    (CI_SERVER_PROTOCOL/HOST, CI_PROJECT_PATH) is substituted by a local bare repository's
+    file:// URL, where GITLAB_TOKEN's header goes unused."""
+    origin = tmp_path / "origin.git"
+    generated = generated_projects(gitlab_variant)
+    git(tmp_path, "clone", "--quiet", "--bare", str(generated), str(origin))
+    project = clone(origin, tmp_path / "clone")
     git(project, "tag", "v1.0.0")
+    git(project, "push", "--quiet", "origin", "v1.0.0")
     git(project, "checkout", "--quiet", "v1.0.0")  # a tag pipeline checks out the tag
     variables = pipeline_variables(
         project, CI_COMMIT_TAG="v1.0.0", CI_COMMIT_REF_NAME="v1.0.0", CI_PIPELINE_SOURCE="push"
     )
     unset = ("CI_COMMIT_BRANCH",)  # GitLab does not set it in tag pipelines
     use_docker = gitlab_variant.data["use_docker"]
-    assert selected_jobs(project, job_env, variables, unset) == {
-        "validate",
-        "package-release",
-        "publish-release",
-    } | ({"docker-image"} if use_docker else set()) | (
-        {"deploy-production"} if _deploys(gitlab_variant) else set()
+    expected = {"validate", "register-release", "package-release", "publish-release"}
+    expected |= {"docker-image"} if use_docker else set()
+    expected |= {"deploy-staging", "deploy-production"} if _deploys(gitlab_variant) else set()
+    assert selected_jobs(project, job_env, variables, unset) == expected
+    variables.update(
+        CI_SERVER_PROTOCOL="file",
+        CI_SERVER_HOST="localhost",
+        CI_PROJECT_PATH=str(origin.with_suffix("")).lstrip("/"),
+        GITLAB_TOKEN="glpat-local-test-token",
     )
     pipeline = {"variant": gitlab_variant.id, "trigger": "tag v1.0.0"}
-    run = run_pipeline(
-        project, ["validate", "package-release"], job_env, variables, unset=unset, **pipeline
-    )
+    jobs = ["validate", "register-release", "package-release"]
+    run = run_pipeline(project, jobs, job_env, variables, unset=unset, **pipeline)
     if use_docker:
         run = run.then(docker_image_not_run(**pipeline))
     run.substituted.append(PUBLISH_NOT_RUN)
-    record_and_assert(run, record_property, jobs=["validate", "package-release"])
+    run.substituted.append("the project's URL: a local bare repository (file://)")
+    record_and_assert(run, record_property, jobs=jobs)
     assert "release v1.0.0:" in run.log
+    assert "push-tags: model#staging#1, model@v1.0.0" in run.log, _tail(run.log)
+    registry_tags = git(origin, "tag", "--list", "model*").split()
+    assert registry_tags == ["model#staging#1", "model@v1.0.0"], registry_tags
     release = run.artifacts / "package-release" / "dist" / "release"
     card = (release / "MODEL_CARD.md").read_text()
     manifest = json.loads((release / "manifest.json").read_text())

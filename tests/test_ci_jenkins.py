@@ -23,6 +23,7 @@ from tests.harness.broken_changes import BROKEN_CHANGES
 from tests.harness.ci_run import record_and_assert
 from tests.harness.ci_variants import param, provider_variants
 from tests.harness.dvc import remote_dir, use_remote_locally
+from tests.harness.git import git
 from tests.harness.jenkins import (
     GROOVY,
     LINTER,
@@ -140,8 +141,13 @@ def _is_cached_out(workspace: Path, path: str) -> bool:
 
 @pytest.mark.parametrize("jvariant", [param(MAIN_VARIANT)])
 def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, record_property):
+    """A tag build packages the release and registers the model version: GTO's tags for the
+    version and its staging stage reach origin (a local bare repository; the agent's own git
+    credentials are what a real Jenkins pushes with)."""
     project = generated_projects(jvariant)
-    workspace = jenkins_checkout(project, tmp_path / "workspace", tag="v1.0.0")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(project), str(origin))
+    workspace = jenkins_checkout(origin, tmp_path / "workspace", tag="v1.0.0")
     remote = tmp_path / "remote"  # a copy: the shared project's remote stays untouched
     shutil.copytree(remote_dir(project), remote)
     use_remote_locally(workspace, remote)
@@ -154,13 +160,20 @@ def test_tag_releases(jvariant, generated_projects, offline_uv_env, tmp_path, re
     record_and_assert(run, record_property)
     summary, log = run.details, run.log
     deploys = effective_answer(jvariant.data, "deploy_target")
-    expected = ["Install", "CI", "Publish", "Release"]
-    expected += ["Deploy production"] if deploys != "none" else []
+    staging, production = (
+        (["Deploy staging"], ["Deploy production"]) if deploys != "none" else ([], [])
+    )
+    expected = ["Install", "CI", "Publish", "Register", *staging, "Release", *production]
     assert summary["stages_run"] == expected, summary["stages"]
+    assert "push-tags: model#staging#1, model@v1.0.0" in log, tail(log)
+    registry_tags = git(origin, "tag", "--list", "model*").split()
+    assert registry_tags == ["model#staging#1", "model@v1.0.0"], registry_tags
     if deploys != "none":  # behind an approval, then skipped for want of settings
         approval = next(r for r in summary["recorded"] if r["step"].startswith("input("))
         assert approval["stage"] == "Deploy production", approval
         assert "deploy production skipped: set DEPLOY_HOST" in log
+        # An environment with no settings is not deployed, so its stage does not move.
+        assert "promote: production" not in log
     card = workspace / "dist" / "release" / "MODEL_CARD.md"
     assert card.is_file(), tail(log)
     assert "v1.0.0" in card.read_text()

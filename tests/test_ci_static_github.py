@@ -110,9 +110,14 @@ def test_least_privilege(renderings):
                 permissions = job.get("permissions", {})
                 assert isinstance(permissions, dict), f"{name}:{job_id}: {permissions!r}"
                 writes = {scope for scope, level in permissions.items() if level == "write"}
-                # The model release, the template-update branch, the drift job's retrain branch.
+                # The model release, the template-update branch, the drift job's retrain branch,
+                # and with GTO the model registry's git tags: `register` (the version, staging)
+                # and deploy.yml's job (production's stage, after the approval), which its
+                # callers must therefore grant.
+                allowed = ["release", "template-update", "drift", "register"]
+                allowed += ["deploy", "deploy-staging", "deploy-production"]
                 if "contents" in writes:
-                    assert job_id in ("release", "template-update", "drift"), f"{name}:{job_id}"
+                    assert job_id in allowed, f"{name}:{job_id}"
 
 
 def test_zizmor_finds_nothing(renderings):

@@ -341,3 +341,46 @@ def test_merging_an_update_branch_never_writes_markers_into_lock_files(
         assert (repo / name).read_bytes() == main[name], f"{name} was merged line by line"
     assert "<<<<<<< " in (repo / "params.yaml").read_text()  # a real conflict, for contrast
     assert lock in (repo / "uv.lock").read_text()
+
+
+def test_push_tags_refuses_without_a_token_and_pushes_with_one(forge, tmp_path):
+    """forge.py push-tags, the CD job's push of the model registry's git tags (GTO): on GitHub
+    without GH_TOKEN, refused with the token to set and nothing pushed (`--check` the same: it
+    runs before any tag is made); with the token, the tags matching the patterns reach the
+    remote (a local bare repository stands for GitHub: git ignores the token's header there),
+    and no other tag; a second push finds nothing new; an unreadable remote fails `--check`."""
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "--quiet", "--bare", str(origin))
+    work = tmp_path / "work"
+    git(tmp_path, "clone", "--quiet", str(origin), str(work))
+    commit(work, "first", allow_empty=True)
+    git(work, "push", "--quiet", "origin", "HEAD")
+    for tag in ("model@v1.0.0", "model#staging#1"):
+        git(work, "tag", "--annotate", tag, "--message", tag)
+    git(work, "tag", "v1.0.0")  # not the registry's: stays local
+
+    def push_tags(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        unset = ("GH_TOKEN", "GITLAB_TOKEN", "CI_API_V4_URL", "JENKINS_URL", "VIRTUAL_ENV")
+        env = {k: v for k, v in os.environ.items() if k not in unset}
+        command = [sys.executable, forge.__file__, "push-tags", *args]
+        env.update(GITHUB_ACTIONS="true", **extra)
+        return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+
+    refused = "push-tags: FAILED: set GH_TOKEN (a token that may push tags); nothing was pushed\n"
+    for args in (["--check"], ["model@*", "model#*"]):
+        result = push_tags(*args)
+        assert (result.returncode, result.stderr) == (1, refused), result
+    assert git(origin, "tag") == ""
+
+    assert push_tags("--check", GH_TOKEN=TOKEN).returncode == 0
+    pushed = push_tags("model@*", "model#*", GH_TOKEN=TOKEN)
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout == "push-tags: model#staging#1, model@v1.0.0\n"
+    assert TOKEN not in pushed.stdout + pushed.stderr
+    assert git(origin, "tag").split() == ["model#staging#1", "model@v1.0.0"]
+    assert push_tags("model@*", "model#*", GH_TOKEN=TOKEN).stdout == "push-tags: no new tags\n"
+
+    git(work, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    unreadable = push_tags("--check", GH_TOKEN=TOKEN)
+    assert unreadable.returncode == 1
+    assert unreadable.stderr.startswith("push-tags: FAILED: cannot read the remote ("), unreadable

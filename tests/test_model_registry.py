@@ -14,13 +14,16 @@ Each walk drives the project's CLI in one long-lived process (DRIVER), in a clon
 generated project (its data and model copied in, the project's environment reused): register
 the committed model as v1.0.0, train a second model (params.yaml changed, `dvc repro`), commit
 and register it as v1.1.0 (from RELEASE_TAG, as CD does), give them production and staging,
-move production to v1.1.0, then roll back by moving it to v1.0.0. `models` lists both with
+move production to v1.1.0, then roll back by moving it to v1.0.0; batch scoring (its scheduled
+task, `poe batch-scoring`, too) uses the version holding production, or until one does the
+checkout's model, saying so. `models` lists both with
 their stages, metrics and data version; the refusals (a version again, an unknown version, a
 bad stage, an uncommitted model) change nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -38,6 +41,16 @@ pytestmark = pytest.mark.slow
 def walk_the_registry(project: Project) -> None:
     path = project.path
     assert "no model versions registered yet" in project.cli("models").stdout
+    # Until a version holds production, scheduled batch scoring's command scores with the
+    # checkout's model (its md5 as the version), and says so in one line.
+    rows = path / "data" / "prepared" / "test.csv"
+    unheld = path.parent / "unheld.csv"
+    batch = ("predict-batch", str(rows), str(unheld), "--stage", "production", "--or-checkout")
+    said = project.cli(*batch).stdout.splitlines()
+    checkout = "predict-batch: no model version holds production yet: scoring with this checkout's"
+    assert said[0] == f"{checkout} model (models/model.joblib)", said
+    model_md5 = hashlib.md5((path / "models" / "model.joblib").read_bytes()).hexdigest()
+    assert {r["model_version"] for r in read_rows(unheld)} == {model_md5}
 
     first = project.cli("register", "--version", "v1.0.0").stdout
     assert "register: model version v1.0.0" in first
@@ -85,7 +98,6 @@ def walk_the_registry(project: Project) -> None:
 
     # Batch scoring with the version a stage holds, its model fetched from the registry: the
     # production one is v1.0.0's model (the original project's), staging's another.
-    rows = path / "data" / "prepared" / "test.csv"
     scored = {}
     for stage in ("production", "staging"):
         project.cli("predict-batch", str(rows), str(path.parent / f"{stage}.csv"), "--stage", stage)
@@ -100,6 +112,13 @@ def walk_the_registry(project: Project) -> None:
     assert {r["model_version"] for r in scored["production"]} == {"v1.0.0"}
     assert {r["model_version"] for r in scored["staging"]} == {"v1.1.0"}
     assert [r["confidence"] for r in scored["staging"]] != [a[2] for a in answers]
+    # The scheduled job's task (`poe batch-scoring`, the checkout at v1.1.0) scores with the
+    # version holding production, v1.0.0.
+    scheduled = path.parent / "scheduled.csv"
+    poe = str(project.original / ".venv" / "bin" / "poe")
+    run([poe, "batch-scoring"], path, {**project.env, "BATCH_OUTPUT": str(scheduled)}, timeout=600)
+    assert {r["model_version"] for r in read_rows(scheduled)} == {"v1.0.0"}
+    assert [(r["id"], r["prediction"]) for r in read_rows(scheduled)] == [a[:2] for a in answers]
 
     for args, message in [
         (("promote", "v9.9.9", "production"), "version v9.9.9 is not registered"),
@@ -140,6 +159,18 @@ def test_mlflow_registry_moves_aliases(generated_projects, tmp_path):
     aliases, sources = json.loads(found.stdout)
     assert aliases == {"production": "1", "staging": "2"}, "v1.0.0 is MLflow's version 1"
     assert sources == {"1": "register", "2": "train"}, "uploaded once, then found by md5"
+    # register-release's command in a CI job with no tracking server: said, nothing registered
+    # (a job's local store would vanish with it); the shared store is as it was.
+    unshared = {k: v for k, v in project.env.items() if k != "MLFLOW_TRACKING_URI"}
+    command = [project.python, "-m", PACKAGE, "register", "--stage", "staging", "--if-shared"]
+    local_store = project.path / "mlruns"
+    before = sorted(local_store.rglob("*")) if local_store.exists() else None
+    said = run(command, project.path, {**unshared, "RELEASE_TAG": "v1.2.0"}).stdout
+    assert said.startswith("register: MLFLOW_TRACKING_URI is not set"), said
+    after_files = sorted(local_store.rglob("*")) if local_store.exists() else None
+    assert after_files == before, "the local store was not touched"
+    after = run([project.python, "-c", ALIASES, store, "my-model"], project.path, project.env)
+    assert json.loads(after.stdout) == [aliases, sources]
 
 
 # MLflow's own view of the registered model: its aliases, and the run each version came from.

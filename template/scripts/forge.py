@@ -14,6 +14,13 @@ the report and says which token to set. `uv run poe retrain` ends with
 which commits a challenger that beats the champion (the new data version) on a branch
 `retrain/<date>`, pushes it and opens a pull/merge request with both results; on Jenkins, or
 without the token, it pushes the branch (when there is a remote) and prints the results.
+`uv run poe register-release` (the CD job of a version tag) ends with
+
+    python scripts/forge.py push-tags 'model@*' 'model#*'
+
+which pushes the model registry's new git tags (GTO) to the repository with the same
+credentials (CI checkouts keep none): refused, with nothing pushed, without the token
+(`push-tags --check`, before the tags are made, refuses the same way).
 """
 
 from __future__ import annotations
@@ -188,14 +195,50 @@ def propose(result_path: Path, env: dict[str, str]) -> int:
     return 0
 
 
+def push_tags(patterns: list[str], env: dict[str, str], check: bool = False) -> int:
+    """Push the local tags matching each pattern (a glob such as `model@*`) to the forge's
+    remote; tags the remote has already are left as they are. check: only whether the token
+    is set and the remote can be read (run before the tags are made, so that a job that
+    cannot push them makes none)."""
+    kind = provider(env)
+    if kind in TOKENS and not token(kind, env):
+        print(f"push-tags: FAILED: set {TOKENS[kind]} (a token that may push tags); "
+              "nothing was pushed", file=sys.stderr)  # fmt: skip
+        return 1
+    remote, git_env = push_remote(kind, env)
+    if check:
+        found = run("git", "ls-remote", "--heads", remote, check=False, env=git_env)
+        if found.returncode != 0:
+            detail = (found.stderr.strip().splitlines() or ["no details"])[-1]
+            print(f"push-tags: FAILED: cannot read the remote ({detail})", file=sys.stderr)
+            return 1
+        return 0
+    refspecs = [f"refs/tags/{p}:refs/tags/{p}" for p in patterns]
+    pushed = run("git", "push", "--porcelain", remote, *refspecs, check=False, env=git_env)
+    if pushed.returncode != 0:
+        detail = (pushed.stderr.strip().splitlines() or ["no details"])[-1]
+        print(f"push-tags: FAILED: {detail}", file=sys.stderr)
+        return 1
+    new = [line.split("\t")[1].split(":")[0] for line in pushed.stdout.splitlines()
+           if line.startswith("*\t")]  # fmt: skip
+    print(f"push-tags: {', '.join(t.removeprefix('refs/tags/') for t in new) or 'no new tags'}")
+    return 0
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Talk to the forge from a CI job.")
-    parser.add_argument(
-        "action",
-        choices=["report", "propose"],
-        help="report: post a Markdown quality report; propose: a retrained model's request",
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("report", help="post a Markdown quality report").add_argument(
+        "path", type=Path
     )
-    parser.add_argument("path", type=Path)
+    actions.add_parser("propose", help="a retrained model's pull/merge request").add_argument(
+        "path", type=Path
+    )
+    tags = actions.add_parser("push-tags", help="push the tags matching globs")
+    tags.add_argument("patterns", nargs="*", metavar="PATTERN")
+    tags.add_argument("--check", action="store_true", help="only check the token and remote")
     args = parser.parse_args()
+    if args.action == "push-tags":
+        sys.exit(push_tags(args.patterns, dict(os.environ), args.check))
     action = post_report if args.action == "report" else propose
     sys.exit(action(args.path, dict(os.environ)))

@@ -58,7 +58,9 @@ def _arguments(variables: dict[str, str], unset: tuple[str, ...]) -> list[str]:
         args += ["--variable", f"{name}={value}"]
     for name in unset:
         args += ["--unset-variable", name]
-    return [*args, "--ignore-predefined-vars", ",".join(OVERRIDDEN)]
+    # Any other predefined variable a test sets (CI_SERVER_HOST, ...) is overridden the same way.
+    overridden = dict.fromkeys([*OVERRIDDEN, *(n for n in variables if n.startswith("CI_"))])
+    return [*args, "--ignore-predefined-vars", ",".join(overridden)]
 
 
 def selected_jobs(
