@@ -175,12 +175,10 @@ def test_delivery_main_then_release(
         workflow="cd.yml",
         variant=ci_variant.id,
         trigger="push tag v1.0.0 (cd.yml)",
-        env={"GH_STANDIN_DIR": str(gh_bin)},
-        path_prepend=gh_bin,
+        gh=gh_bin,
         cache_dir=shared_cache,
         secrets={"GITHUB_TOKEN": "local-act-token"},
     )
-    tag.substituted.append("gh release create (recorded by a stand-in)")
     tag.substituted.append("origin: a local bare repository (the token's header goes unused)")
     record_and_assert(tag, record_property, jobs=["release", "register"])
     # The register job made the version and its staging stage (GTO's git tags) and pushed them
@@ -252,12 +250,10 @@ def test_scheduled_monitoring_retrains_on_drift_and_fails(
         workflow="monitoring.yml",
         variant=ci_variant.id,
         trigger="schedule (monitoring.yml), drifted traffic, retraining enabled",
-        env={"GH_STANDIN_DIR": str(gh_bin)},
-        path_prepend=gh_bin,
+        gh=gh_bin,
         secrets={"RETRAIN_TOKEN": "local-act-token"},
         variables={"MONITOR_BATCH": str(traffic)},
     )
-    run.substituted.append("gh pr create (recorded by a stand-in)")
     alert = "monitoring: data drift and a performance drop; retraining is enabled: poe retrain"
     record_and_assert(run, record_property, fails_with=alert)
     assert run.jobs.get("drift") == "failure", run.describe()
@@ -335,13 +331,11 @@ def test_scheduled_template_update_opens_a_pull_request(
             workflow="template-update.yml",
             variant=ci_variant.id,
             trigger=f"schedule (template-update.yml, {name})",
-            env={"GH_STANDIN_DIR": str(gh_bin)},
-            path_prepend=gh_bin,
+            gh=gh_bin,
             secrets={"TEMPLATE_UPDATE_TOKEN": "local-act-token"},
         )
 
     run = scheduled_run("first")
-    run.substituted.append("gh pr create (recorded by a stand-in)")
     record_and_assert(run, record_property, jobs=["template-update"])
     assert re.search(r"template update: https://github.com/\S+/pull/1", run.log), run.describe()
     calls = (gh_bin / "calls.log").read_text()

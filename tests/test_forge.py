@@ -130,12 +130,18 @@ def test_a_failing_push_prints_no_token(forge, tmp_path):
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_branch_exists_tells_absent_from_unreachable(forge, tmp_path):
+def origin_and_clone(tmp_path: Path) -> tuple[Path, Path]:
+    """A bare repository standing for the forge and a clone of it holding one commit."""
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "--quiet", "--bare", str(origin))
     work = tmp_path / "work"
     git(tmp_path, "clone", "--quiet", str(origin), str(work))
     commit(work, "first", allow_empty=True)
+    return origin, work
+
+
+def test_branch_exists_tells_absent_from_unreachable(forge, tmp_path):
+    _, work = origin_and_clone(tmp_path)
     git(work, "push", "--quiet", "origin", "HEAD:refs/heads/template-update/2.0.0")
     env = dict(os.environ)
     cwd = os.getcwd()
@@ -349,11 +355,7 @@ def test_push_tags_refuses_without_a_token_and_pushes_with_one(forge, tmp_path):
     runs before any tag is made); with the token, the tags matching the patterns reach the
     remote (a local bare repository stands for GitHub: git ignores the token's header there),
     and no other tag; a second push finds nothing new; an unreadable remote fails `--check`."""
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "init", "--quiet", "--bare", str(origin))
-    work = tmp_path / "work"
-    git(tmp_path, "clone", "--quiet", str(origin), str(work))
-    commit(work, "first", allow_empty=True)
+    origin, work = origin_and_clone(tmp_path)
     git(work, "push", "--quiet", "origin", "HEAD")
     for tag in ("model@v1.0.0", "model#staging#1"):
         git(work, "tag", "--annotate", tag, "--message", tag)

@@ -87,11 +87,12 @@ def run_act(
     env: dict[str, str] | None = None,
     secrets: dict[str, str] | None = None,
     variables: dict[str, str] | None = None,
-    path_prepend: Path | None = None,
+    gh: Path | None = None,
     cache_dir: Path | None = None,
 ) -> CiRun:
     """One `act <event>` run of the project's workflow, with its own action cache and artifacts
-    (run.artifacts). not_run: jobs left out on purpose -> why (listed as not run, never passed)."""
+    (run.artifacts). not_run: jobs left out on purpose -> why (listed as not run, never passed).
+    gh: a gh_standin directory, first on the jobs' PATH: the `gh` calls are recorded there."""
     work.mkdir(parents=True, exist_ok=True)
     event_file = work / "event.json"
     event_file.write_text(json.dumps(payload))
@@ -111,6 +112,7 @@ def run_act(
         "SUBSTITUTE_ARTIFACT_DIR": str(artifacts),
         "SUBSTITUTE_CACHE_DIR": str(cache_dir or work / "actions-cache"),
         **(env or {}),
+        **({"GH_STANDIN_DIR": str(gh)} if gh else {}),
     }
     command = [
         str(ACT),
@@ -136,8 +138,8 @@ def run_act(
     for key, value in (variables or {}).items():
         command += ["--var", f"{key}={value}"]
     process_env = {k: v for k, v in os.environ.items() if k not in offline_uv_env}
-    if path_prepend:
-        process_env["PATH"] = f"{path_prepend}{os.pathsep}{process_env['PATH']}"
+    if gh:
+        process_env["PATH"] = f"{gh}{os.pathsep}{process_env['PATH']}"
     result = subprocess.run(
         command,
         cwd=project,
@@ -171,7 +173,11 @@ def run_act(
         passed=passed,
         jobs={**jobs, **dict.fromkeys(not_run, "not run")},
         steps_run=POE_STEP.findall(log),
-        substituted=[*sorted(used), *(f"{job}: not run ({why})" for job, why in not_run.items())],
+        substituted=[
+            *sorted(used),
+            *(["gh: a stand-in recording the calls (GitHub's API is out of reach)"] if gh else []),
+            *(f"{job}: not run ({why})" for job, why in not_run.items()),
+        ],
         log=log,
         command=command,
         artifacts=artifacts,
@@ -244,8 +250,8 @@ esac
 
 
 def gh_standin(directory: Path) -> Path:
-    """A directory holding the `gh` stand-in; put it first on PATH (run_act's path_prepend) and
-    pass GH_STANDIN_DIR=directory. Calls go to directory/calls.log, assets to directory/assets."""
+    """A directory holding the `gh` stand-in, for run_act's gh: calls go to directory/calls.log,
+    assets to directory/assets."""
     directory.mkdir()
     (directory / "gh").write_text(GH_STANDIN)
     (directory / "gh").chmod(0o755)
