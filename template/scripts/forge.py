@@ -45,6 +45,11 @@ def run(
     return subprocess.run(command, capture_output=True, text=True, check=check, env=env)
 
 
+def last_error_line(result: subprocess.CompletedProcess) -> str:
+    """What a failed git command said last (its stderr's last line)."""
+    return (result.stderr.strip().splitlines() or ["no details"])[-1]
+
+
 def provider(env: dict[str, str]) -> str:
     if env.get("GITHUB_ACTIONS") == "true":
         return "github"
@@ -91,8 +96,7 @@ def branch_exists(remote: str, branch: str, env: dict[str, str]) -> bool:
     found = run("git", "ls-remote", "--exit-code", "--heads", remote, branch, check=False, env=env)
     if found.returncode in (0, 2):  # 2: the remote answered and has no such branch
         return found.returncode == 0
-    detail = (found.stderr.strip().splitlines() or ["no details"])[-1]
-    raise RuntimeError(f"cannot read branches of the remote ({detail})")
+    raise RuntimeError(f"cannot read branches of the remote ({last_error_line(found)})")
 
 
 def _gitlab_post(env: dict[str, str], path: str, fields: dict[str, str]) -> dict:
@@ -209,15 +213,14 @@ def push_tags(patterns: list[str], env: dict[str, str], check: bool = False) -> 
     if check:
         found = run("git", "ls-remote", "--heads", remote, check=False, env=git_env)
         if found.returncode != 0:
-            detail = (found.stderr.strip().splitlines() or ["no details"])[-1]
-            print(f"push-tags: FAILED: cannot read the remote ({detail})", file=sys.stderr)
+            print(f"push-tags: FAILED: cannot read the remote ({last_error_line(found)})",
+                  file=sys.stderr)  # fmt: skip
             return 1
         return 0
     refspecs = [f"refs/tags/{p}:refs/tags/{p}" for p in patterns]
     pushed = run("git", "push", "--porcelain", remote, *refspecs, check=False, env=git_env)
     if pushed.returncode != 0:
-        detail = (pushed.stderr.strip().splitlines() or ["no details"])[-1]
-        print(f"push-tags: FAILED: {detail}", file=sys.stderr)
+        print(f"push-tags: FAILED: {last_error_line(pushed)}", file=sys.stderr)
         return 1
     new = [line.split("\t")[1].split(":")[0] for line in pushed.stdout.splitlines()
            if line.startswith("*\t")]  # fmt: skip
