@@ -71,6 +71,7 @@ async def _client(url: str, body: bytes, requests: int, concurrency: int) -> dic
         start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        health_s = await _health_round_trip(client, url.rsplit("/", 1)[0] + "/health")
     latencies.sort()
 
     def pct(q: float) -> float:
@@ -88,27 +89,24 @@ async def _client(url: str, body: bytes, requests: int, concurrency: int) -> dic
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": latencies[-1] * 1000 if latencies else 0,
+        "health_s": health_s,
     }
 
 
-def _health_round_trip(url: str, count: int = 200) -> float:
-    """Mean seconds of a GET /health, one at a time: the HTTP round trip without the model."""
-    import httpx
-
-    with httpx.Client(timeout=30) as client:
-        for _ in range(20):
-            client.get(url)
-        start = time.perf_counter()
-        for _ in range(count):
-            client.get(url)
-        return (time.perf_counter() - start) / count
+async def _health_round_trip(client, url: str, count: int = 200) -> float:
+    """Mean seconds of a GET /health, one at a time, through the client that timed /predict
+    (its own cost is in both): the HTTP round trip without the model."""
+    for _ in range(20):
+        await client.get(url)
+    start = time.perf_counter()
+    for _ in range(count):
+        await client.get(url)
+    return (time.perf_counter() - start) / count
 
 
 def client_main(args: argparse.Namespace) -> int:
     body = Path(args.body).read_bytes()
-    result = asyncio.run(_client(args.url, body, args.requests, args.concurrency))
-    result["health_s"] = _health_round_trip(args.url.rsplit("/", 1)[0] + "/health")
-    print(json.dumps(result))
+    print(json.dumps(asyncio.run(_client(args.url, body, args.requests, args.concurrency))))
     return 0
 
 
@@ -316,7 +314,41 @@ def run_load(args: argparse.Namespace) -> int:
             + f" | {r['server_cpu_s']:.1f}, {r['client_cpu_s']:.1f} of {r['seconds']:.1f} s"
             + f" | {r['load'][0]:.2f}, {r['load'][1]:.2f} |"
         )
+    for line in _against_goals(results, floor_rate, args.workers):
+        print(line)
     return 0
+
+
+def _against_goals(results: list[dict], floor_rate: float, workers: int) -> list[str]:
+    """The runs' ratios that issue 29 set goals on, and what the machine allows scaling out:
+    with the client on the same cores and the same CPU per request, more server processes
+    answer at most (cores - the client's share) / the cores the first run's used as many
+    requests/s (fewer CPU seconds per request, as without batching's contention, allow more)."""
+    lines = []
+    floor_ms = 1000 / floor_rate
+    for r in results:
+        if r["concurrency"] == 1 and r["workers"] == workers:
+            round_trip = floor_ms + r["health_s"] * 1000
+            lines.append(
+                f"concurrency 1: p50 {r['p50_ms']:.1f} ms = {r['p50_ms'] / round_trip:.2f}x "
+                f"(floor + /health round trip: {floor_ms:.2f} + {r['health_s'] * 1000:.2f} ms)"
+            )
+    top = max(r["concurrency"] for r in results)
+    base = next((r for r in results if r["workers"] == workers and r["concurrency"] == top), None)
+    for r in results:
+        if base is None or r is base or r["concurrency"] != top or not base["seconds"]:
+            continue
+        server_cores = base["server_cpu_s"] / base["seconds"]
+        client_cores = base["client_cpu_s"] / base["seconds"]
+        cores = os.cpu_count() or 1
+        bound = (cores - client_cores) / server_cores if server_cores else float("inf")
+        lines.append(
+            f"{r['workers']} workers: {r['rps'] / base['rps']:.2f}x the requests/s of "
+            f"{workers}; at concurrency {top} those {workers} used {server_cores:.2f} cores "
+            f"and the client {client_cores:.2f} of {cores}: at the same CPU per request the "
+            f"cores left allow at most {bound:.2f}x"
+        )
+    return lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
