@@ -11,9 +11,10 @@ and each CI provider's pipeline that calls them.
   project; MLflow: a fresh SQLite store): v1.0.0 and a retrained v1.1.0 registered, each with
   the image its tag would build (here: the project's image with that version's pipeline outputs
   layered over it, instead of a second full docker-build); production given to one, deployed,
-  moved, deployed, moved back (the rollback) and deployed: /metadata reports the version, the
-  stage and the model's md5 the registry records. An image without its version's model fails
-  the smoke test and is rolled back (GTO).
+  moved, deployed, moved back (the rollback; with GTO, the docs' commands typed in the
+  checkout) and deployed: /metadata reports the version, the stage and the model's md5 the
+  registry records. An image without its version's model fails the smoke test and is rolled
+  back (GTO).
 - Each provider's pipeline on main, run locally as in tests/test_ci_*.py: GitHub's cd.yml with
   act (validate, image, deploy-staging; the REGISTRY variable points at the local registry
   instead of GHCR); the Jenkinsfile's stages through to Deploy staging, Image and Publish on the
@@ -52,6 +53,7 @@ from tests.harness import github, gitlab, jenkins
 from tests.harness.ci_run import record_and_assert
 from tests.harness.ci_variants import ALL_PROVIDERS, MLFLOW_DEPLOY
 from tests.harness.commands import run
+from tests.harness.docs import fenced_block
 from tests.harness.dvc import point_remote, remote_dir
 from tests.harness.git import commit, git
 from tests.harness.registry import Project as Registered
@@ -363,19 +365,41 @@ def walk_deploys_by_stage(
 
 @pytest.mark.xdist_group("deploy")
 def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
-    generated_projects, images, production, docker_env, tmp_path
+    generated_projects, images, production, docker_env, offline_uv_env, tmp_path
 ):
-    """GTO (the registry as git tags). After the walk, an image that does not carry its
-    version's model fails the smoke test and is rolled back automatically. (While no version
-    holds a stage, the build's image is deployed: test_ssh_deploy_smoke_test_traffic_and_rollback
-    checks that.)"""
+    """GTO (the registry as git tags). The walk gives production to v1.0.0, then v1.1.0; the
+    rollback to v1.0.0 is the docs' own commands (docs/generated-repository.md, "Rollback"),
+    typed in the checkout with the deploy's settings exported: `uv run poe promote ... --push`
+    pushes the stage's tag to the repository's remote (a bare one of the test's, not the shared
+    project), `uv run poe deploy production` serves v1.0.0 again. Then an image that does not
+    carry its version's model fails the smoke test and is rolled back automatically. (While no
+    version holds a stage, the build's image is deployed:
+    test_ssh_deploy_smoke_test_traffic_and_rollback checks that.)"""
     project = Registered(generated_projects(SSH_VARIANT), tmp_path / "my-model", {})
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(project.path), str(origin))
+    git(project.path, "remote", "set-url", "origin", str(origin))
     env = {**project.env, **docker_env, **production}
-    stages = ("v1.0.0", "v1.1.0", "v1.0.0")  # the last: the rollback
+    stages = ("v1.0.0", "v1.1.0")
     md5s = walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
 
-    # v1.1.0's tag pushed an image with v1.0.0's model in it: the smoke test refuses it.
+    rollback = fenced_block(REPO_ROOT / "docs" / "generated-repository.md", "**Rollback:**")
+    assert "uv run poe promote v1.1.0 production --push" in rollback  # v1.1.0: "the earlier"
+    user_env = {**os.environ, **offline_uv_env, **docker_env, **production}
+    user_env.pop("VIRTUAL_ENV", None)
+    typed = rollback.replace("v1.1.0", "v1.0.0")  # this walk's earlier version
+    rolled_back = run(["bash", "-eu", "-c", typed], project.path, user_env, timeout=900)
+    assert "the registry's production stage is model version v1.0.0" in rolled_back.stdout
+    served = _served(production)
+    assert (served["model_version"], served["model_md5"]) == ("v1.0.0", md5s["v1.0.0"])
     image = f"{docker_env['REGISTRY']}/my-model"
+    assert _release_lines(production)[-1] == f"{image}:v1.0.0 v1.0.0 production"
+    assert project.holder("production") == "v1.0.0"
+    stage_tags = git(project.path, "tag", "--list", "model#production#*").split()
+    newest = max(stage_tags, key=lambda tag: int(tag.rsplit("#", 1)[1]))
+    assert f"refs/tags/{newest}" in git(origin, "tag", "--list", newest, "--format=%(refname)")
+
+    # v1.1.0's tag pushed an image with v1.0.0's model in it: the smoke test refuses it.
     _publish(env, f"{image}:v1.0.0", f"{image}:v1.1.0")
     project.cli("promote", "v1.1.0", "production")
     failed = _deploy(project, env, check=False)
