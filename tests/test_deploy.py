@@ -322,6 +322,12 @@ def _served(settings: dict[str, str]) -> dict:
     return _get(f"{settings['DEPLOY_URL']}/metadata")
 
 
+def _newest_stage_tag(repo: Path) -> str:
+    """The newest of the repository's production stage tags (GTO: model#production#N)."""
+    tags = git(repo, "tag", "--list", "model#production#*").split()
+    return max(tags, key=lambda tag: int(tag.rsplit("#", 1)[1]), default="")
+
+
 def _release_lines(settings: dict[str, str]) -> list[str]:
     log = Path(settings["DEPLOY_DIR"]) / "my-model-production" / "releases.log"
     return log.read_text().splitlines()
@@ -395,14 +401,18 @@ def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
     image = f"{docker_env['REGISTRY']}/my-model"
     assert _release_lines(production)[-1] == f"{image}:v1.0.0 v1.0.0 production"
     assert project.holder("production") == "v1.0.0"
-    stage_tags = git(project.path, "tag", "--list", "model#production#*").split()
-    newest = max(stage_tags, key=lambda tag: int(tag.rsplit("#", 1)[1]))
-    assert f"refs/tags/{newest}" in git(origin, "tag", "--list", newest, "--format=%(refname)")
+    assert _newest_stage_tag(project.path) == _newest_stage_tag(origin)
 
-    # v1.1.0's tag pushed an image with v1.0.0's model in it: the smoke test refuses it.
+    # v1.1.0's tag pushed an image with v1.0.0's model in it. The approved production deploy
+    # of its tag pipeline (`poe deploy-release production`, as the CD job runs it) gives
+    # v1.1.0 the stage, its tag made only once the remote is known to take it and pushed, then
+    # deploys it: the smoke test refuses the image.
     _publish(env, f"{image}:v1.0.0", f"{image}:v1.1.0")
-    project.cli("promote", "v1.1.0", "production")
-    failed = _deploy(project, env, check=False)
+    cd_job = {**user_env, "RELEASE_TAG": "v1.1.0"}
+    failed = run(["uv", "run", "poe", "deploy-release", "production"], project.path, cd_job,
+                 check=False)  # fmt: skip
+    assert project.holder("production") == "v1.1.0"
+    assert _newest_stage_tag(project.path) == _newest_stage_tag(origin)
     assert failed.returncode == 1, failed.stdout
     assert (
         f"serves the model with md5 {md5s['v1.0.0']}, not version v1.1.0's ({md5s['v1.1.0']})"

@@ -349,17 +349,20 @@ def test_merging_an_update_branch_never_writes_markers_into_lock_files(
     assert lock in (repo / "uv.lock").read_text()
 
 
-def test_push_tags_refuses_without_a_token_and_pushes_with_one(forge, tmp_path):
-    """forge.py push-tags, the CD job's push of the model registry's git tags (GTO): on GitHub
-    without GH_TOKEN, refused with the token to set and nothing pushed (`--check` the same: it
-    runs before any tag is made); with the token, the tags matching the patterns reach the
+def test_push_tags_makes_the_tags_only_when_it_can_push_them(forge, tmp_path):
+    """forge.py push-tags PATTERN... --made-by COMMAND, the CD jobs' change to the model
+    registry's git tags (GTO): on GitHub without GH_TOKEN, or with a remote it cannot read,
+    refused with what to fix before the command runs (no tag made, none pushed); a command that
+    fails pushes nothing; with the token, the command's tags matching the patterns reach the
     remote (a local bare repository stands for GitHub: git ignores the token's header there),
-    and no other tag; a second push finds nothing new; an unreadable remote fails `--check`."""
+    and no other tag; a second push finds nothing new."""
     origin, work = origin_and_clone(tmp_path)
     git(work, "push", "--quiet", "origin", "HEAD")
-    for tag in ("model@v1.0.0", "model#staging#1"):
-        git(work, "tag", "--annotate", tag, "--message", tag)
     git(work, "tag", "v1.0.0")  # not the registry's: stays local
+    make_tags = [
+        "sh", "-c", 'for t in "$@"; do git tag --annotate "$t" --message "$t"; done', "sh",
+        "model@v1.0.0", "model#staging#1",
+    ]  # fmt: skip
 
     def push_tags(*args: str, **extra: str) -> subprocess.CompletedProcess:
         unset = ("GH_TOKEN", "GITLAB_TOKEN", "CI_API_V4_URL", "JENKINS_URL", "VIRTUAL_ENV")
@@ -368,21 +371,36 @@ def test_push_tags_refuses_without_a_token_and_pushes_with_one(forge, tmp_path):
         env.update(GITHUB_ACTIONS="true", **extra)
         return subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
 
-    refused = "push-tags: FAILED: set GH_TOKEN (a token that may push tags); nothing was pushed\n"
-    for args in (["--check"], ["model@*", "model#*"]):
+    def tags(repo: Path) -> list[str]:
+        return git(repo, "tag", "--list", "model*").split()
+
+    refused = (
+        "push-tags: FAILED: set GH_TOKEN (a token that may push tags); nothing was made or pushed\n"
+    )
+    for args in (["model@*", "model#*", "--made-by", *make_tags], ["model@*", "model#*"]):
         result = push_tags(*args)
         assert (result.returncode, result.stderr) == (1, refused), result
-    assert git(origin, "tag") == ""
+    assert tags(work) == [] and git(origin, "tag") == ""
 
-    assert push_tags("--check", GH_TOKEN=TOKEN).returncode == 0
-    pushed = push_tags("model@*", "model#*", GH_TOKEN=TOKEN)
+    remote = git(work, "remote", "get-url", "origin").strip()
+    git(work, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
+    unreadable = push_tags("model@*", "--made-by", *make_tags, GH_TOKEN=TOKEN)
+    assert unreadable.returncode == 1
+    assert unreadable.stderr.startswith("push-tags: FAILED: cannot read the remote ("), unreadable
+    assert unreadable.stderr.endswith("); nothing was made or pushed\n"), unreadable
+    assert tags(work) == []
+    git(work, "remote", "set-url", "origin", remote)
+
+    failed = push_tags("model@*", "--made-by", "sh", "-c", "git tag model@v0.9.0 && exit 3",
+                       GH_TOKEN=TOKEN)  # fmt: skip
+    assert failed.returncode == 3
+    assert "exited with 3; nothing was pushed" in failed.stderr, failed.stderr
+    assert git(origin, "tag") == ""
+    git(work, "tag", "--delete", "model@v0.9.0")
+
+    pushed = push_tags("model@*", "model#*", "--made-by", *make_tags, GH_TOKEN=TOKEN)
     assert pushed.returncode == 0, pushed.stderr
     assert pushed.stdout == "push-tags: model#staging#1, model@v1.0.0\n"
     assert TOKEN not in pushed.stdout + pushed.stderr
     assert git(origin, "tag").split() == ["model#staging#1", "model@v1.0.0"]
     assert push_tags("model@*", "model#*", GH_TOKEN=TOKEN).stdout == "push-tags: no new tags\n"
-
-    git(work, "remote", "set-url", "origin", str(tmp_path / "gone.git"))
-    unreadable = push_tags("--check", GH_TOKEN=TOKEN)
-    assert unreadable.returncode == 1
-    assert unreadable.stderr.startswith("push-tags: FAILED: cannot read the remote ("), unreadable

@@ -14,13 +14,15 @@ the report and says which token to set. `uv run poe retrain` ends with
 which commits a challenger that beats the champion (the new data version) on a branch
 `retrain/<date>`, pushes it and opens a pull/merge request with both results; on Jenkins, or
 without the token, it pushes the branch (when there is a remote) and prints the results.
-`uv run poe register-release` (the CD job of a version tag) ends with
+`uv run poe register-release` (the CD job of a version tag) runs
 
-    python scripts/forge.py push-tags 'model@*' 'model#*'
+    python scripts/forge.py push-tags 'model@*' 'model#*' --made-by python -m PACKAGE register ...
 
-which pushes the model registry's new git tags (GTO) to the repository with the same
-credentials (CI checkouts keep none): refused, with nothing pushed, without the token
-(`push-tags --check`, before the tags are made, refuses the same way).
+which checks that the token is set and the remote can be read, then runs the command that makes
+the model registry's git tags (GTO), then pushes the new tags matching the patterns to the
+repository with the same credentials (CI checkouts keep none): without the token, or when the
+command fails, nothing is made or pushed. `scripts/deploy.py deploy ENV --promote TAG` gives a
+version its stage the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import argparse
 import base64
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -199,24 +202,28 @@ def propose(result_path: Path, env: dict[str, str]) -> int:
     return 0
 
 
-def push_tags(patterns: list[str], env: dict[str, str], check: bool = False) -> int:
+def push_tags(patterns: list[str], env: dict[str, str], made_by: list[str] | None = None) -> int:
     """Push the local tags matching each pattern (a glob such as `model@*`) to the forge's
-    remote; tags the remote has already are left as they are. check: only whether the token
-    is set and the remote can be read (run before the tags are made, so that a job that
-    cannot push them makes none)."""
+    remote; tags the remote has already are left as they are. made_by: the command that makes
+    the tags, run first once the token is set and the remote can be read, so that a job that
+    cannot push them makes none; its failure pushes nothing."""
     kind = provider(env)
     if kind in TOKENS and not token(kind, env):
         print(f"push-tags: FAILED: set {TOKENS[kind]} (a token that may push tags); "
-              "nothing was pushed", file=sys.stderr)  # fmt: skip
+              "nothing was made or pushed", file=sys.stderr)  # fmt: skip
         return 1
     remote, git_env = push_remote(kind, env)
-    if check:
+    if made_by:
         found = run("git", "ls-remote", "--heads", remote, check=False, env=git_env)
         if found.returncode != 0:
-            print(f"push-tags: FAILED: cannot read the remote ({last_error_line(found)})",
-                  file=sys.stderr)  # fmt: skip
+            print(f"push-tags: FAILED: cannot read the remote ({last_error_line(found)}); "
+                  "nothing was made or pushed", file=sys.stderr)  # fmt: skip
             return 1
-        return 0
+        made = subprocess.run(made_by, env=env)
+        if made.returncode != 0:
+            print(f"push-tags: FAILED: `{shlex.join(made_by)}` exited with {made.returncode}; "
+                  "nothing was pushed", file=sys.stderr)  # fmt: skip
+            return made.returncode
     refspecs = [f"refs/tags/{p}:refs/tags/{p}" for p in patterns]
     pushed = run("git", "push", "--porcelain", remote, *refspecs, check=False, env=git_env)
     if pushed.returncode != 0:
@@ -238,10 +245,13 @@ if __name__ == "__main__":
         "path", type=Path
     )
     tags = actions.add_parser("push-tags", help="push the tags matching globs")
-    tags.add_argument("patterns", nargs="*", metavar="PATTERN")
-    tags.add_argument("--check", action="store_true", help="only check the token and remote")
+    tags.add_argument("patterns", nargs="+", metavar="PATTERN")
+    tags.add_argument(
+        "--made-by", nargs=argparse.REMAINDER, metavar="COMMAND",
+        help="the command that makes the tags: run once the token and remote are checked",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.action == "push-tags":
-        sys.exit(push_tags(args.patterns, dict(os.environ), args.check))
+        sys.exit(push_tags(args.patterns, dict(os.environ), args.made_by))
     action = post_report if args.action == "report" else propose
     sys.exit(action(args.path, dict(os.environ)))
