@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 
 import pytest
 import yaml
@@ -39,6 +38,7 @@ from tests.harness.github import (
     schedule_event,
 )
 from tests.harness.render import TEMPLATE_V2_NOTE, clone, generated_from_release
+from tests.harness.retraining import ALERT, assert_retrain_branch, origin_with_retraining
 from tests.harness.services import docker_available
 from tests.harness.traffic import drifted_traffic
 
@@ -229,16 +229,7 @@ def test_scheduled_monitoring_retrains_on_drift_and_fails(
     the challenger's data version to the DVC remote, and opens the pull request (`gh pr create`
     meets the recording stand-in); the job still fails, as the alert."""
     generated = generated_projects(ci_variant)
-    origin = tmp_path / "origin.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(generated), str(origin))
-    project = clone(origin, tmp_path / "checkout")
-    remote = tmp_path / "dvc-remote"  # a copy: the shared project's remote stays as it is
-    shutil.copytree(remote_dir(generated), remote)
-    point_remote(project, remote)
-    params = project / "params.yaml"
-    params.write_text(params.read_text().replace("    enabled: false", "    enabled: true"))
-    commit(project, "Enable retraining; DVC remote of this test")
-    git(project, "push", "--quiet", "origin", "main")
+    origin, project, remote = origin_with_retraining(generated, tmp_path)
     traffic = drifted_traffic(generated, tmp_path / "traffic")
     gh_bin = gh_standin(tmp_path / "gh-standin")
     run = run_act(
@@ -254,20 +245,14 @@ def test_scheduled_monitoring_retrains_on_drift_and_fails(
         secrets={"RETRAIN_TOKEN": "local-act-token"},
         variables={"MONITOR_BATCH": str(traffic)},
     )
-    alert = "monitoring: data drift and a performance drop; retraining is enabled: poe retrain"
-    record_and_assert(run, record_property, fails_with=alert)
+    record_and_assert(run, record_property, fails_with=ALERT)
     assert run.jobs.get("drift") == "failure", run.describe()
     assert "retrain: the challenger beats the champion" in run.log, run.describe()
     assert re.search(r"retrain: https://github.com/\S+/pull/1", run.log), run.describe()
     calls = (gh_bin / "calls.log").read_text()
     assert calls.startswith("pr create --head retrain/"), calls
     assert "**Result: proposed**" in calls
-    # The branch arrived on the remote with the new data version, whose data DVC received.
-    (branch,) = git(origin, "branch", "--list", "retrain/*", "--format=%(refname:short)").split()
-    changed = git(origin, "diff", "--name-only", "main", branch).split()
-    assert "data/raw/dataset.csv.dvc" in changed and "dvc.lock" in changed, changed
-    data = yaml.safe_load(git(origin, "show", f"{branch}:data/raw/dataset.csv.dvc"))
-    assert data["outs"][0]["md5"] in remote_objects(remote)
+    assert_retrain_branch(origin, remote)
     drift = json.loads((run.artifacts / "drift-report" / "drift.json").read_text())
     assert drift["drift_detected"] is True
 

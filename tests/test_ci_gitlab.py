@@ -32,6 +32,7 @@ from tests.harness.git import commit, git
 from tests.harness.gitlab import (
     docker_image_not_run,
     job_status,
+    merge_request_api,
     pipeline_variables,
     run_pipeline,
     selected_jobs,
@@ -39,6 +40,8 @@ from tests.harness.gitlab import (
 from tests.harness.matrix import answer_space, effective_answer
 from tests.harness.render import clone, generated_from_release
 from tests.harness.renderings import distinct_renderings
+from tests.harness.retraining import ALERT, assert_retrain_branch, origin_with_retraining
+from tests.harness.traffic import drifted_traffic
 from tests.harness.wiring import assert_blocks_are_wiring
 
 GITLAB_VARIANTS = provider_variants("gitlab")
@@ -262,6 +265,56 @@ def test_schedule_pipeline_monitors_drift_and_checks_template_updates(
         assert len(scored) == len(test_split.read_text().splitlines()), _tail(log)
         assert "model_version" in scored[0]
         assert (published / "predictions.rejected.csv").is_file()
+
+
+@pytest.mark.parametrize("gitlab_variant", [param(PIPELINE_VARIANT)])
+def test_schedule_pipeline_retrains_on_drift_and_fails(
+    gitlab_variant, generated_projects, tmp_path, job_env, record_property
+):
+    """drift-monitoring on its schedule with retraining enabled, on production traffic that has
+    drifted and whose outcomes show a performance drop (MONITOR_BATCH, a pipeline variable):
+    `poe retrain`'s challenger beats the model; its branch is pushed with GITLAB_TOKEN to the
+    project's repository and the merge request opened through GitLab's API. Substituted: the
+    project's URL by a local bare repository's file:// URL (the token's header goes unused
+    there), the API (CI_API_V4_URL) by a stand-in that records the merge request. The job still
+    fails, as the alert."""
+    generated = generated_projects(gitlab_variant)
+    origin, project, remote = origin_with_retraining(generated, tmp_path)
+    traffic = drifted_traffic(generated, tmp_path / "traffic")
+    token = "glpat-local-test-token"
+    with merge_request_api(token) as (api, opened):
+        variables = pipeline_variables(
+            project,
+            CI_COMMIT_BRANCH="main",
+            CI_COMMIT_REF_NAME="main",
+            CI_PIPELINE_SOURCE="schedule",
+            CI_SERVER_PROTOCOL="file",
+            CI_SERVER_HOST="localhost",
+            CI_PROJECT_PATH=str(origin.with_suffix("")).lstrip("/"),
+            CI_PROJECT_ID="42",
+            CI_API_V4_URL=api,
+            GITLAB_TOKEN=token,
+            MONITOR_BATCH=str(traffic),
+        )
+        run = run_pipeline(
+            project,
+            ["drift-monitoring"],
+            job_env,
+            variables,
+            variant=gitlab_variant.id,
+            trigger="schedule, drifted traffic, retraining enabled",
+        )
+    run.substituted.append("the project's URL: a local bare repository (file://)")
+    run.substituted.append("GitLab's merge request API: a recording stand-in")
+    record_and_assert(run, record_property, fails_with=ALERT)
+    assert run.jobs["drift-monitoring"] == "failure", _tail(run.log)
+    assert "retrain: the challenger beats the champion" in run.log, _tail(run.log)
+    branch = assert_retrain_branch(origin, remote)
+    (request,) = opened
+    assert (request["project"], request["source_branch"]) == ("42", branch), request
+    assert request["target_branch"] == "main"
+    assert "**Result: proposed**" in request["description"]
+    assert "retrain: http://gitlab.example.com/42/-/merge_requests/1" in run.log
 
 
 # --- 4. Broken changes turn the validate job red -------------------------------------------------

@@ -36,6 +36,8 @@ from tests.harness.jenkins import (
 from tests.harness.matrix import effective_answer
 from tests.harness.render import clone, generated_from_release
 from tests.harness.renderings import distinct_renderings
+from tests.harness.retraining import ALERT, assert_retrain_branch, origin_with_retraining
+from tests.harness.traffic import drifted_traffic
 from tests.harness.wiring import assert_blocks_are_wiring
 
 JENKINS_VARIANTS = provider_variants("jenkins")
@@ -223,6 +225,35 @@ def test_nightly_timer_monitors_and_checks_template_updates(
         assert len(scored) == len(test_split.read_text().splitlines())
         archived = next(r for r in summary["recorded"] if "reports/batch/**" in r["step"])
         assert "2 file(s) found" in archived["note"], archived
+
+
+@pytest.mark.parametrize("jvariant", [param(MAIN_VARIANT)])
+def test_nightly_timer_retrains_on_drift_and_fails(
+    jvariant, generated_projects, offline_uv_env, tmp_path, record_property
+):
+    """The Monitor stage with retraining enabled, on production traffic that has drifted and
+    whose outcomes show a performance drop (MONITOR_BATCH in the agent's environment): `poe
+    monitoring` runs `poe retrain`, whose challenger beats the model; its branch reaches origin
+    (a local bare repository, pushed with the agent's own git credentials) with the new data
+    version, whose data reaches the DVC remote; Jenkins has no pull request API, so the log
+    says to open the request by hand. The stage still fails, as the alert."""
+    generated = generated_projects(jvariant)
+    origin, _, remote = origin_with_retraining(generated, tmp_path)
+    workspace = jenkins_checkout(origin, tmp_path / "workspace", branch="main")
+    traffic = drifted_traffic(generated, tmp_path / "traffic")
+    run = run_jenkinsfile(
+        workspace,
+        {"BRANCH_NAME": "main"},
+        variant=jvariant.id,
+        env={**offline_uv_env, "MONITOR_BATCH": str(traffic)},
+        causes=["hudson.triggers.TimerTrigger$TimerTriggerCause"],
+    )
+    record_and_assert(run, record_property, fails_with=ALERT)
+    monitor = [s for s in run.details["sh"] if s["stage"] == "Monitor"]
+    assert [(s["script"], s["exit"] != 0) for s in monitor] == [("uv run poe monitoring", True)]
+    assert "retrain: the challenger beats the champion" in run.log, tail(run.log)
+    branch = assert_retrain_branch(origin, remote)
+    assert f"retrain: branch {branch} pushed; open its pull request by hand" in run.log
 
 
 @pytest.mark.parametrize("scenario", list(BROKEN_CHANGES))

@@ -11,10 +11,10 @@ and each CI provider's pipeline that calls them.
   project; MLflow: a fresh SQLite store): v1.0.0 and a retrained v1.1.0 registered, each with
   the image its tag would build (here: the project's image with that version's pipeline outputs
   layered over it, instead of a second full docker-build); production given to one, deployed,
-  moved, deployed, moved back (the rollback; with GTO, the docs' commands typed in the
-  checkout) and deployed: /metadata reports the version, the stage and the model's md5 the
-  registry records. An image without its version's model fails the smoke test and is rolled
-  back (GTO).
+  moved, deployed, moved back (the rollback: the docs' commands typed in the checkout) and
+  deployed, then the approved CD job's `poe deploy-release production`: /metadata reports the
+  version, the stage and the model's md5 the registry records. An image without its version's
+  model fails the smoke test and is rolled back (GTO).
 - Each provider's pipeline on main, run locally as in tests/test_ci_*.py: GitHub's cd.yml with
   act (validate, image, deploy-staging; the REGISTRY variable points at the local registry
   instead of GHCR); the Jenkinsfile's stages through to Deploy staging, Image and Publish on the
@@ -322,6 +322,17 @@ def _served(settings: dict[str, str]) -> dict:
     return _get(f"{settings['DEPLOY_URL']}/metadata")
 
 
+def _assert_production_serves(
+    project: Registered, settings: dict[str, str], md5s: dict[str, str], version: str
+) -> None:
+    """Production serves version's own model, the registry gives version the stage, and the
+    host's releases.log ends with version's image."""
+    served = _served(settings)
+    assert (served["model_version"], served["model_md5"]) == (version, md5s[version])
+    assert project.holder("production") == version
+    assert _release_lines(settings)[-1].endswith(f"/my-model:{version} {version} production")
+
+
 def _newest_stage_tag(repo: Path) -> str:
     """The newest of the repository's production stage tags (GTO: model#production#N)."""
     tags = git(repo, "tag", "--list", "model#production#*").split()
@@ -341,9 +352,8 @@ def walk_deploys_by_stage(
     stages: tuple[str, ...],
 ) -> dict[str, str]:
     """Register v1.0.0 and (retrained) v1.1.0, each with the image its tag builds; give
-    production to each version of stages in turn and deploy (the last, an earlier version
-    again: the rollback): each time /metadata serves the stage's version and its model. The
-    md5 of each version's model, by version."""
+    production to each version of stages in turn and deploy it: each time /metadata serves
+    the stage's version and its model. The md5 of each version's model, by version."""
     env = {**project.env, **docker_env, **settings}
     image = f"{docker_env['REGISTRY']}/my-model"  # scripts/image.py: <registry>/<project>
     project.cli("register", "--version", "v1.0.0")
@@ -396,17 +406,14 @@ def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
     typed = rollback.replace("v1.1.0", "v1.0.0")  # this walk's earlier version
     rolled_back = run(["bash", "-eu", "-c", typed], project.path, user_env, timeout=900)
     assert "the registry's production stage is model version v1.0.0" in rolled_back.stdout
-    served = _served(production)
-    assert (served["model_version"], served["model_md5"]) == ("v1.0.0", md5s["v1.0.0"])
-    image = f"{docker_env['REGISTRY']}/my-model"
-    assert _release_lines(production)[-1] == f"{image}:v1.0.0 v1.0.0 production"
-    assert project.holder("production") == "v1.0.0"
+    _assert_production_serves(project, production, md5s, "v1.0.0")
     assert _newest_stage_tag(project.path) == _newest_stage_tag(origin)
 
     # v1.1.0's tag pushed an image with v1.0.0's model in it. The approved production deploy
     # of its tag pipeline (`poe deploy-release production`, as the CD job runs it) gives
     # v1.1.0 the stage, its tag made only once the remote is known to take it and pushed, then
     # deploys it: the smoke test refuses the image.
+    image = f"{docker_env['REGISTRY']}/my-model"
     _publish(env, f"{image}:v1.0.0", f"{image}:v1.1.0")
     cd_job = {**user_env, "RELEASE_TAG": "v1.1.0"}
     failed = run(["uv", "run", "poe", "deploy-release", "production"], project.path, cd_job,
@@ -426,16 +433,33 @@ def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
 
 @pytest.mark.xdist_group("deploy")
 def test_mlflow_deploys_the_alias_version_and_rolls_back_by_moving_the_alias(
-    generated_projects, images, production, docker_env, tmp_path
+    generated_projects, images, production, docker_env, offline_uv_env, tmp_path
 ):
     """MLflow's registry (a fresh SQLite store, as tests/test_model_registry.py): the stage is
-    an alias of the registered model."""
+    an alias of the registered model. The rollback to v1.0.0 is the docs' own commands
+    (generated-repository.md, "Deploys by stage, and the rollback": no --push with MLflow),
+    typed in the checkout with `uv run`; then `poe deploy-release production` with
+    RELEASE_TAG=v1.1.0, as the approved CD job runs it, moves the alias and deploys v1.1.0."""
     store = f"sqlite:///{tmp_path / 'registry.db'}"
     project = Registered(
         generated_projects(MLFLOW_DEPLOY), tmp_path / "my-model", {"MLFLOW_TRACKING_URI": store}
     )
-    stages = ("v1.1.0", "v1.0.0")  # the second: the rollback
-    walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
+    stages = ("v1.0.0", "v1.1.0")
+    md5s = walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
+
+    heading = "### Deploys by stage, and the rollback"
+    rollback = fenced_block(REPO_ROOT / "docs" / "generated-repository.md", heading)
+    assert "uv run poe promote v1.1.0 production " in rollback  # v1.1.0: "the earlier"
+    user_env = {**os.environ, **offline_uv_env, **docker_env, **production}
+    user_env["MLFLOW_TRACKING_URI"] = store
+    user_env.pop("VIRTUAL_ENV", None)
+    typed = rollback.replace("v1.1.0", "v1.0.0")  # this walk's earlier version
+    rolled_back = run(["bash", "-eu", "-c", typed], project.path, user_env, timeout=900)
+    assert "the registry's production stage is model version v1.0.0" in rolled_back.stdout
+    _assert_production_serves(project, production, md5s, "v1.0.0")
+    cd_job = {**user_env, "RELEASE_TAG": "v1.1.0"}
+    run(["uv", "run", "poe", "deploy-release", "production"], project.path, cd_job)
+    _assert_production_serves(project, production, md5s, "v1.1.0")
     project.close()
 
 

@@ -21,8 +21,8 @@ without the token, it pushes the branch (when there is a remote) and prints the 
 which checks that the token is set and the remote can be read, then runs the command that makes
 the model registry's git tags (GTO), then pushes the new tags matching the patterns to the
 repository with the same credentials (CI checkouts keep none): without the token, or when the
-command fails, nothing is made or pushed. `scripts/deploy.py deploy ENV --promote TAG` gives a
-version its stage the same way.
+command fails, nothing is made or pushed. With a deploy target, the approved deploy of a tag
+(`poe deploy-release ENV`) gives its version the environment's stage the same way.
 """
 
 from __future__ import annotations

@@ -14,10 +14,15 @@ machine).
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import re
 import subprocess
+import threading
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -154,3 +159,41 @@ BUILDAH_SUBSTITUTED = (
     "docker-image: this machine's Buildah (installed, not apt-get in the job), the local base "
     "image and the local registry over HTTP"
 )
+
+
+@contextlib.contextmanager
+def merge_request_api(token: str) -> Iterator[tuple[str, list[dict]]]:
+    """A stand-in for GitLab's API that only opens merge requests (GitLab's own needs a GitLab
+    server): POST /api/v4/projects/<id>/merge_requests with the token in PRIVATE-TOKEN is
+    recorded (project, form fields) and answered with a web_url, as GitLab answers; anything
+    else gets 404, a wrong token 401. Yields the API's URL (CI_API_V4_URL) and the records."""
+    opened: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            match = re.fullmatch(r"/api/v4/projects/([^/]+)/merge_requests", self.path)
+            fields = urllib.parse.parse_qs(
+                self.rfile.read(int(self.headers["Content-Length"] or 0)).decode()
+            )
+            status, body = 404, {"message": "404 Not Found"}
+            if match and self.headers["PRIVATE-TOKEN"] != token:
+                status, body = 401, {"message": "401 Unauthorized"}
+            elif match:
+                project = urllib.parse.unquote(match.group(1))
+                opened.append({"project": project, **{k: v[0] for k, v in fields.items()}})
+                web_url = f"http://gitlab.example.com/{project}/-/merge_requests/{len(opened)}"
+                status, body = 201, {"iid": len(opened), "web_url": web_url}
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(body).encode())
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/v4", opened
+    finally:
+        server.shutdown()
