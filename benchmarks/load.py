@@ -320,10 +320,11 @@ def run_load(args: argparse.Namespace) -> int:
 
 
 def _against_goals(results: list[dict], floor_rate: float, workers: int) -> list[str]:
-    """The runs' ratios that issue 29 set goals on, and what the machine allows scaling out:
-    with the client on the same cores and the same CPU per request, more server processes
-    answer at most (cores - the client's share) / the cores the first run's used as many
-    requests/s (fewer CPU seconds per request, as without batching's contention, allow more)."""
+    """The runs' ratios that issue 29 set goals on, and what the machine allows scaling out.
+    With the client on the same cores, more server processes at the same CPU per request
+    answer at most (cores - the client's cores) / (the cores the --workers run's server used)
+    times that run's requests/s; fewer CPU seconds per request (as when two processes halve
+    the contention of threads scoring at once) allow more."""
     lines = []
     floor_ms = 1000 / floor_rate
     for r in results:

@@ -333,6 +333,40 @@ def _assert_production_serves(
     assert _release_lines(settings)[-1].endswith(f"/my-model:{version} {version} production")
 
 
+def _user_env(uv_env: dict[str, str], docker_env: dict[str, str], settings: dict[str, str],
+              **exported: str) -> dict[str, str]:  # fmt: skip
+    """The shell of a user at the checkout: no virtual environment of the test session, the
+    deploy's settings (and exported) in the environment, uv's offline index."""
+    env = {**os.environ, **uv_env, **docker_env, **settings, **exported}
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def _roll_back_as_documented(
+    project: Registered,
+    heading: str,
+    promote: str,
+    env: dict[str, str],
+    settings: dict[str, str],
+    md5s: dict[str, str],
+) -> None:
+    """Production back to v1.0.0 with the commands docs/generated-repository.md gives under
+    heading (promote among them, its example's earlier version v1.1.0 being this walk's
+    v1.0.0), typed in the checkout with env."""
+    block = fenced_block(REPO_ROOT / "docs" / "generated-repository.md", heading)
+    assert promote in block, block
+    typed = block.replace("v1.1.0", "v1.0.0")
+    rolled_back = run(["bash", "-eu", "-c", typed], project.path, env, timeout=900)
+    assert "the registry's production stage is model version v1.0.0" in rolled_back.stdout
+    _assert_production_serves(project, settings, md5s, "v1.0.0")
+
+
+def _deploy_release(project: Registered, env: dict[str, str], version: str, check: bool = True):
+    """`uv run poe deploy-release production` as the approved CD job of version's tag runs it."""
+    command = ["uv", "run", "poe", "deploy-release", "production"]
+    return run(command, project.path, {**env, "RELEASE_TAG": version}, check=check)
+
+
 def _newest_stage_tag(repo: Path) -> str:
     """The newest of the repository's production stage tags (GTO: model#production#N)."""
     tags = git(repo, "tag", "--list", "model#production#*").split()
@@ -399,14 +433,9 @@ def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
     stages = ("v1.0.0", "v1.1.0")
     md5s = walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
 
-    rollback = fenced_block(REPO_ROOT / "docs" / "generated-repository.md", "**Rollback:**")
-    assert "uv run poe promote v1.1.0 production --push" in rollback  # v1.1.0: "the earlier"
-    user_env = {**os.environ, **offline_uv_env, **docker_env, **production}
-    user_env.pop("VIRTUAL_ENV", None)
-    typed = rollback.replace("v1.1.0", "v1.0.0")  # this walk's earlier version
-    rolled_back = run(["bash", "-eu", "-c", typed], project.path, user_env, timeout=900)
-    assert "the registry's production stage is model version v1.0.0" in rolled_back.stdout
-    _assert_production_serves(project, production, md5s, "v1.0.0")
+    user_env = _user_env(offline_uv_env, docker_env, production)
+    promote = "uv run poe promote v1.1.0 production --push"
+    _roll_back_as_documented(project, "**Rollback:**", promote, user_env, production, md5s)
     assert _newest_stage_tag(project.path) == _newest_stage_tag(origin)
 
     # v1.1.0's tag pushed an image with v1.0.0's model in it. The approved production deploy
@@ -415,9 +444,7 @@ def test_gto_deploys_the_stage_version_and_rolls_back_by_moving_the_stage(
     # deploys it: the smoke test refuses the image.
     image = f"{docker_env['REGISTRY']}/my-model"
     _publish(env, f"{image}:v1.0.0", f"{image}:v1.1.0")
-    cd_job = {**user_env, "RELEASE_TAG": "v1.1.0"}
-    failed = run(["uv", "run", "poe", "deploy-release", "production"], project.path, cd_job,
-                 check=False)  # fmt: skip
+    failed = _deploy_release(project, user_env, "v1.1.0", check=False)
     assert project.holder("production") == "v1.1.0"
     assert _newest_stage_tag(project.path) == _newest_stage_tag(origin)
     assert failed.returncode == 1, failed.stdout
@@ -447,18 +474,11 @@ def test_mlflow_deploys_the_alias_version_and_rolls_back_by_moving_the_alias(
     stages = ("v1.0.0", "v1.1.0")
     md5s = walk_deploys_by_stage(project, images["good"], production, docker_env, stages)
 
+    user_env = _user_env(offline_uv_env, docker_env, production, MLFLOW_TRACKING_URI=store)
     heading = "### Deploys by stage, and the rollback"
-    rollback = fenced_block(REPO_ROOT / "docs" / "generated-repository.md", heading)
-    assert "uv run poe promote v1.1.0 production " in rollback  # v1.1.0: "the earlier"
-    user_env = {**os.environ, **offline_uv_env, **docker_env, **production}
-    user_env["MLFLOW_TRACKING_URI"] = store
-    user_env.pop("VIRTUAL_ENV", None)
-    typed = rollback.replace("v1.1.0", "v1.0.0")  # this walk's earlier version
-    rolled_back = run(["bash", "-eu", "-c", typed], project.path, user_env, timeout=900)
-    assert "the registry's production stage is model version v1.0.0" in rolled_back.stdout
-    _assert_production_serves(project, production, md5s, "v1.0.0")
-    cd_job = {**user_env, "RELEASE_TAG": "v1.1.0"}
-    run(["uv", "run", "poe", "deploy-release", "production"], project.path, cd_job)
+    promote = "uv run poe promote v1.1.0 production "  # no --push: MLflow's registry is a server
+    _roll_back_as_documented(project, heading, promote, user_env, production, md5s)
+    _deploy_release(project, user_env, "v1.1.0")
     _assert_production_serves(project, production, md5s, "v1.1.0")
     project.close()
 
